@@ -1,0 +1,458 @@
+"""The `integrations:` YAML block (and the user-owned `mcp:` block) as one typed object.
+
+Code reads this configuration only through ``get_config()``. The file is found through
+``settings.SYNTHORG_CONFIG_FILE`` (env ``SYNTHORG_CONFIG``, else ``synthorg.yaml`` beside
+``manage.py`` when present), then environment overrides ``SYNTHORG_CFG__<SECTION>__<KEY>``
+(values parsed as YAML scalars) and ``settings.SYNTHORG_CONFIG_OVERRIDES`` (a dict, for tests)
+are laid over it. Every key has a default and bounds; a problem is reported with the key's
+full path and the rule it broke, by the system check ``synthorg.E001`` at startup.
+
+Later capabilities add their keys to the dataclasses below, each with a README row.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import ipaddress
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_OVERRIDE_PREFIX = "SYNTHORG_CFG__"
+ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _spec(default: Any, *, min: int | None = None, max: int | None = None,
+          choices: tuple[str, ...] | None = None, pattern: str | None = None,
+          doc: str = "") -> Any:
+    """A field with its default and the rules a value must keep."""
+    rules = {"min": min, "max": max, "choices": choices, "pattern": pattern, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=rules)
+    return field(default=default, metadata=rules)
+
+
+@dataclass(frozen=True)
+class ConnectionsConfig:
+    max_connections_per_type: int = _spec(100, min=1, max=100_000)
+
+
+SECRET_BACKENDS = (
+    "encrypted_sqlite",
+    "env_var",
+    "secret_manager_vault",
+    "secret_manager_cloud_a",
+    "secret_manager_cloud_b",
+)
+
+
+@dataclass(frozen=True)
+class EncryptedSqliteConfig:
+    master_key_env: str | None = _spec(None, pattern=ENV_VAR_NAME)
+
+
+@dataclass(frozen=True)
+class SecretBackendConfig:
+    backend_type: str = _spec("encrypted_sqlite", choices=SECRET_BACKENDS)
+    master_key_env: str = _spec("SYNTHORG_MASTER_KEY", pattern=ENV_VAR_NAME)
+    # Comma-separated older keys still accepted for decryption during a rotation.
+    previous_master_keys_env: str = _spec("SYNTHORG_PREVIOUS_MASTER_KEYS", pattern=ENV_VAR_NAME)
+    # Upstream spelling: `secret_backend.encrypted_sqlite.master_key_env`.
+    encrypted_sqlite: EncryptedSqliteConfig = field(default_factory=EncryptedSqliteConfig)
+
+    @property
+    def effective_master_key_env(self) -> str:
+        return self.encrypted_sqlite.master_key_env or self.master_key_env
+
+
+@dataclass(frozen=True)
+class OAuthConfig:
+    state_expiry_seconds: int = _spec(3600, min=60, max=86_400)
+    pkce_required: bool = _spec(True)
+    auto_refresh_threshold_seconds: int = _spec(300, min=0, max=86_400)
+    redirect_uri_base: str | None = _spec(None, pattern=r"^https?://[^\s?#]+$")
+    device_poll_interval_seconds: int = _spec(5, min=1, max=60)
+    device_flow_timeout_seconds: int = _spec(600, min=30, max=3600)
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    rate_limit_rpm: int = _spec(100, min=0, max=1_000_000)
+    replay_window_seconds: int = _spec(300, min=1, max=86_400)
+    max_payload_bytes: int = _spec(1_000_000, min=1, max=100_000_000)
+    verify_signatures: bool = _spec(True)
+    receipt_retention_days: int = _spec(7, min=0, max=3650)
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    check_interval_seconds: int = _spec(300, min=10, max=86_400)
+    unhealthy_threshold: int = _spec(3, min=1, max=100)
+    degraded_threshold: int = _spec(1, min=1, max=100)
+    timeout_seconds: int = _spec(10, min=1, max=120)
+    history_length: int = _spec(50, min=1, max=1000)
+
+
+@dataclass(frozen=True)
+class EgressConfig:
+    """Where outbound calls (probes, OAuth token endpoints, forwards) may connect.
+
+    Checked on the address actually connected to, after DNS. Cloud metadata is refused
+    by default; private and loopback ranges are allowed unless the operator refuses them
+    (a self-hosted service often talks to internal hosts).
+    """
+
+    block_private: bool = _spec(False)
+    block_loopback: bool = _spec(False)
+    blocked_networks: list[str] = _spec(["169.254.0.0/16", "fd00:ec2::254/128"])
+    # Hosts always allowed even when their address falls in a refused range.
+    allowed_hosts: list[str] = _spec([])
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    # "auto": Redis when REDIS_URL is set, else the database.
+    backend: str = _spec("auto", choices=("auto", "redis", "database"))
+    max_wait_seconds: int = _spec(10, min=0, max=300)
+    lease_seconds: int = _spec(60, min=1, max=3600)
+
+
+@dataclass(frozen=True)
+class TunnelConfig:
+    enabled: bool = _spec(False)
+    auth_token_env: str = _spec("NGROK_AUTHTOKEN", pattern=ENV_VAR_NAME)
+
+
+@dataclass(frozen=True)
+class MCPCatalogConfig:
+    enabled: bool = _spec(True)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    # The service heartbeat: proof that beat and a worker are alive (shown by /readyz?verbose).
+    heartbeat_interval_seconds: int = _spec(60, min=1, max=3600)
+
+
+@dataclass(frozen=True)
+class IntegrationsConfig:
+    enabled: bool = _spec(True)
+    connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
+    secret_backend: SecretBackendConfig = field(default_factory=SecretBackendConfig)
+    oauth: OAuthConfig = field(default_factory=OAuthConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    tunnel: TunnelConfig = field(default_factory=TunnelConfig)
+    mcp_catalog: MCPCatalogConfig = field(default_factory=MCPCatalogConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    egress: EgressConfig = field(default_factory=EgressConfig)
+    ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
+
+
+@dataclass(frozen=True)
+class MCPServerConfig:
+    name: str = _spec("", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    command: str = _spec("", pattern=r"^\S.*$")
+    args: list[str] = _spec([])
+    env: dict[str, str] = _spec({})
+    transport: str = _spec("stdio", choices=("stdio", "sse", "streamable_http"))
+
+
+@dataclass(frozen=True)
+class MCPConfig:
+    servers: list[MCPServerConfig] = _spec([])
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole file: `integrations:` plus the user-owned `mcp:` block."""
+
+    integrations: IntegrationsConfig = field(default_factory=IntegrationsConfig)
+    mcp: MCPConfig = field(default_factory=MCPConfig)
+    source: str = "defaults"
+
+    def __getattr__(self, name: str) -> Any:
+        # `get_config().webhooks` reads as the seed documents it.
+        if name.startswith("__") or name in {"integrations", "mcp", "source"}:
+            raise AttributeError(name)
+        return getattr(self.integrations, name)
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.rule}"
+
+
+class ConfigInvalid(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+# --- building typed values from plain data --------------------------------------------
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if origin is list:
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {bool: "a boolean", int: "an integer", str: "a string"}.get(tp, str(tp))
+
+
+def _build(cls: type, data: Any, path: str, problems: list[Problem]) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        problems.append(Problem(path, "must be a mapping"))
+        return cls()
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in fields or key == "source":
+            allowed = ", ".join(sorted(k for k in fields if k != "source"))
+            problems.append(Problem(key_path, f"unknown key (allowed here: {allowed})"))
+            continue
+        values[key] = _value(hints[key], fields[key], raw, key_path, problems)
+    try:
+        return cls(**{k: v for k, v in values.items() if v is not _INVALID})
+    except TypeError as exc:  # pragma: no cover - guarded by the checks above
+        problems.append(Problem(path, str(exc)))
+        return cls()
+
+
+_INVALID = object()
+
+
+def _value(tp: Any, fld: dataclasses.Field[Any], raw: Any, path: str,
+           problems: list[Problem]) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    rules = fld.metadata
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, raw, path, problems)  # type: ignore[arg-type]
+    if origin in (types.UnionType, typing.Union) and type(None) in args:
+        if raw is None:
+            return None
+        tp = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+    if origin is list:
+        if not isinstance(raw, list):
+            problems.append(Problem(path, "must be a list"))
+            return _INVALID
+        (item_tp,) = args
+        items = []
+        for index, item in enumerate(raw):
+            item_path = f"{path}[{index}]"
+            if dataclasses.is_dataclass(item_tp):
+                items.append(_build(item_tp, item, item_path, problems))  # type: ignore[arg-type]
+            elif isinstance(item, item_tp) and not isinstance(item, bool):
+                items.append(item)
+            else:
+                problems.append(Problem(item_path, f"must be {_type_name(item_tp)}"))
+        return items
+    if origin is dict:
+        if not isinstance(raw, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+        ):
+            problems.append(Problem(path, "must be a mapping of strings to strings"))
+            return _INVALID
+        return dict(raw)
+    # Scalars: strict, no coercion (True is not an integer, "5" is not an integer).
+    if tp is bool:
+        ok = isinstance(raw, bool)
+    elif tp is int:
+        ok = isinstance(raw, int) and not isinstance(raw, bool)
+    else:
+        ok = isinstance(raw, tp)
+    if not ok:
+        problems.append(Problem(path, f"must be {_type_name(tp)}, got {type(raw).__name__}"))
+        return _INVALID
+    if rules.get("min") is not None and raw < rules["min"]:
+        problems.append(Problem(path, f"must be at least {rules['min']}, got {raw}"))
+        return _INVALID
+    if rules.get("max") is not None and raw > rules["max"]:
+        problems.append(Problem(path, f"must be at most {rules['max']}, got {raw}"))
+        return _INVALID
+    if rules.get("choices") and raw not in rules["choices"]:
+        problems.append(Problem(path, f"must be one of {', '.join(rules['choices'])}"))
+        return _INVALID
+    if rules.get("pattern") and not re.match(rules["pattern"], raw):
+        problems.append(Problem(path, f"must match {rules['pattern']}"))
+        return _INVALID
+    return raw
+
+
+def _cross_field_rules(config: Config, problems: list[Problem]) -> None:
+    health = config.integrations.health
+    if health.degraded_threshold > health.unhealthy_threshold:
+        problems.append(Problem(
+            "integrations.health.degraded_threshold",
+            f"must not exceed integrations.health.unhealthy_threshold ({health.unhealthy_threshold})",
+        ))
+    egress = config.integrations.egress
+    for index, network in enumerate(egress.blocked_networks):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            problems.append(Problem(f"integrations.egress.blocked_networks[{index}]",
+                                    f"{network!r} is not an IP network (CIDR)"))
+    names = [s.name for s in config.mcp.servers]
+    for index, server in enumerate(config.mcp.servers):
+        if not server.name:
+            problems.append(Problem(f"mcp.servers[{index}].name", "is required"))
+        if not server.command:
+            problems.append(Problem(f"mcp.servers[{index}].command", "is required"))
+        if server.name and names.count(server.name) > 1 and names.index(server.name) != index:
+            problems.append(Problem(f"mcp.servers[{index}].name", f"duplicate server name {server.name!r}"))
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``SYNTHORG_CFG__WEBHOOKS__RATE_LIMIT_RPM=50`` → ``{"webhooks": {"rate_limit_rpm": 50}}``."""
+    result: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_OVERRIDE_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_OVERRIDE_PREFIX):].split("__") if p]
+        if not parts:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        node = result
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return result
+
+
+def load(path: str | os.PathLike[str] | None, *, environ: Mapping[str, str] | None = None,
+         overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read, merge and validate. Raises ``ConfigInvalid`` listing every problem."""
+    problems: list[Problem] = []
+    document: dict[str, Any] = {}
+    source = "defaults"
+    if path:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigInvalid([Problem(str(path), f"cannot read the file ({exc.strerror})")]) from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigInvalid([Problem(str(path), f"is not valid YAML{where}")]) from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, Mapping):
+            raise ConfigInvalid([Problem(str(path), "must be a mapping with an `integrations:` key")])
+        document = dict(loaded)
+    integrations = document.get("integrations") or {}
+    if not isinstance(integrations, Mapping):
+        problems.append(Problem("integrations", "must be a mapping"))
+        integrations = {}
+    integrations = _deep_merge(dict(integrations), env_overrides(environ if environ is not None else os.environ))
+    if overrides:
+        integrations = _deep_merge(integrations, overrides)
+    top = {"integrations": integrations, "mcp": document.get("mcp")}
+    for key in document:
+        if key not in top:
+            problems.append(Problem(str(key), "unknown top-level key (allowed: integrations, mcp)"))
+    config = _build(Config, top, "", problems)
+    config = dataclasses.replace(config, source=source)
+    _cross_field_rules(config, problems)
+    if problems:
+        raise ConfigInvalid(problems)
+    return config
+
+
+def as_dict(config: Config) -> dict[str, Any]:
+    """The effective configuration as plain data (it holds no secret: only env var names)."""
+    data = dataclasses.asdict(config)
+    data.pop("source", None)
+    return data
+
+
+def keys_with_defaults() -> list[tuple[str, Any]]:
+    """Every `integrations.*` key and its default, for the README test and the command."""
+    rows: list[tuple[str, Any]] = []
+
+    def walk(cls: type, prefix: str) -> None:
+        for fld in dataclasses.fields(cls):
+            tp = typing.get_type_hints(cls)[fld.name]
+            if dataclasses.is_dataclass(tp):
+                walk(tp, f"{prefix}.{fld.name}")  # type: ignore[arg-type]
+            else:
+                default = fld.default if fld.default is not dataclasses.MISSING else fld.default_factory()  # type: ignore[misc]
+                rows.append((f"{prefix}.{fld.name}", default))
+
+    walk(IntegrationsConfig, "integrations")
+    return rows
+
+
+# --- access ------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _cached() -> Config:
+    from django.conf import settings
+
+    return load(
+        getattr(settings, "SYNTHORG_CONFIG_FILE", None),
+        overrides=getattr(settings, "SYNTHORG_CONFIG_OVERRIDES", None) or None,
+    )
+
+
+def get_config() -> Config:
+    """The validated configuration; raises ``ConfigInvalid`` when the file is broken.
+
+    Processes never get this far with a broken file: the system check stops them first.
+    """
+    return _cached()
+
+
+def reset_config_cache(**_: Any) -> None:
+    _cached.cache_clear()
+
+
+def _on_setting_changed(*, setting: str, **_: Any) -> None:
+    if setting in {"SYNTHORG_CONFIG_FILE", "SYNTHORG_CONFIG_OVERRIDES"}:
+        reset_config_cache()
+
+
+def connect_signals() -> None:
+    from django.core.signals import setting_changed
+
+    setting_changed.connect(_on_setting_changed, dispatch_uid="synthorg.config.reset")

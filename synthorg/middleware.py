@@ -1,0 +1,71 @@
+"""Request ids for every request, and the `integrations.enabled` switch."""
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import uuid
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller-supplied id is kept only when it is short and harmless in a log line.
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    return request_id_var.get()
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+class RequestIdLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get() or "-"
+        return True
+
+
+# Paths that belong to the integrations layer; the audit log and the probes stay up.
+_INTEGRATION_PATHS = re.compile(
+    r"^/api/v1/(connections|oauth|webhooks|integrations|providers)(/|$)"
+)
+
+
+class IntegrationsEnabledMiddleware:
+    """`integrations.enabled: false` → 503 `integrations_disabled` (senders retry later)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _INTEGRATION_PATHS.match(request.path):
+            from synthorg.config import get_config
+
+            if not get_config().integrations.enabled:
+                response = JsonResponse(
+                    {"detail": "The integrations layer is disabled by configuration "
+                               "(integrations.enabled: false).",
+                     "code": "integrations_disabled"},
+                    status=503,
+                )
+                response["Retry-After"] = "300"
+                return response
+        return self.get_response(request)

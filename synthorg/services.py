@@ -1,0 +1,57 @@
+"""Service-level operations of the project package: heartbeats and readiness."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+
+from synthorg.models import ServiceHeartbeat
+
+logger = logging.getLogger(__name__)
+
+
+def heartbeat_record(*, name: str) -> ServiceHeartbeat:
+    now = timezone.now()
+    updated = ServiceHeartbeat.objects.filter(name=name).update(last_seen_at=now, count=F("count") + 1)
+    if not updated:
+        beat, created = ServiceHeartbeat.objects.get_or_create(name=name, defaults={"last_seen_at": now, "count": 1})
+        if not created:
+            ServiceHeartbeat.objects.filter(pk=beat.pk).update(last_seen_at=now, count=F("count") + 1)
+    return ServiceHeartbeat.objects.get(name=name)
+
+
+def database_ready() -> tuple[bool, str]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # any driver error means "not ready"; the type is enough detail
+        logger.warning("readiness: database unreachable (%s)", type(exc).__name__)
+        return False, "unreachable"
+    return True, "ok"
+
+
+def broker_ready(timeout: float = 2.0) -> tuple[bool, str]:
+    from synthorg.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+            # A connection that opens lazily proves nothing: touch the transport.
+            _ = conn.default_channel
+    except Exception as exc:  # kombu raises transport-specific errors
+        logger.warning("readiness: broker unreachable (%s)", type(exc).__name__)
+        return False, "unreachable"
+    return True, "ok"
+
+
+def readiness() -> dict[str, Any]:
+    db_ok, db_detail = database_ready()
+    broker_ok, broker_detail = broker_ready()
+    return {
+        "ready": db_ok and broker_ok,
+        "checks": {"database": db_detail, "broker": broker_detail},
+    }

@@ -1,0 +1,14 @@
+"""WSGI entry point (gunicorn synthorg.wsgi). Refuses to serve on a broken configuration."""
+from __future__ import annotations
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+from synthorg.startup import check_or_exit, exit_on_configuration_error
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthorg.settings")
+
+with exit_on_configuration_error():
+    application = get_wsgi_application()
+check_or_exit()

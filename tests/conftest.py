@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+REQUIRE_SERVICES = os.environ.get("SYNTHORG_REQUIRE_SERVICES") == "1"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not REQUIRE_SERVICES:
+        return
+    problems = []
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        problems.append("DATABASE_URL must point at PostgreSQL")
+    if not settings.REDIS_URL:
+        problems.append("REDIS_URL must be set")
+    else:
+        import redis
+
+        try:
+            redis.Redis.from_url(settings.REDIS_URL, socket_timeout=3).ping()
+        except redis.RedisError as exc:
+            problems.append(f"Redis at REDIS_URL is unreachable ({exc})")
+    if problems:
+        pytest.exit("SYNTHORG_REQUIRE_SERVICES=1 but " + "; ".join(problems), returncode=3)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove only the Redis keys this run wrote (its own prefix)."""
+    if not settings.REDIS_URL:
+        return
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=3)
+        keys = list(client.scan_iter(match=settings.REDIS_KEY_PREFIX + "*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start:start + 500])
+    except redis.RedisError:
+        pass  # nothing to clean if the server is gone
+
+
+@pytest.fixture
+def redis_client() -> Any:
+    """The shared Redis; a test needing it fails (CI) or skips (laptop) without it."""
+    if not settings.REDIS_URL:
+        if REQUIRE_SERVICES:
+            pytest.fail("REDIS_URL is required (SYNTHORG_REQUIRE_SERVICES=1)")
+        pytest.skip("needs REDIS_URL")
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+@pytest.fixture
+def user(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="reader", password="pw-reader-123")
+
+
+@pytest.fixture
+def staff_user(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="operator", password="pw-operator-123", is_staff=True)
+
+
+@pytest.fixture
+def superuser(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_superuser(username="root", password="pw-root-123", email="root@example.com")
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def staff_client(staff_user: Any) -> APIClient:
+    client = APIClient()
+    token = Token.objects.create(user=staff_user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def user_client(user: Any) -> APIClient:
+    client = APIClient()
+    token = Token.objects.create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def integrations_config(settings: Any) -> Iterator[Any]:
+    """`integrations_config({"webhooks": {"rate_limit_rpm": 5}})` overrides keys for one test."""
+
+    def apply(overrides: dict[str, Any]) -> None:
+        settings.SYNTHORG_CONFIG_OVERRIDES = overrides
+
+    yield apply
