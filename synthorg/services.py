@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import kombu
+from django.conf import settings
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
@@ -35,10 +37,9 @@ def database_ready() -> tuple[bool, str]:
 
 
 def broker_ready(timeout: float = 2.0) -> tuple[bool, str]:
-    from synthorg.celery import app
-
     try:
-        with app.connection_for_write() as conn:
+        with kombu.Connection(settings.CELERY_BROKER_URL, connect_timeout=timeout,
+                              transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
             # A connection that opens lazily proves nothing: touch the transport.
             _ = conn.default_channel

@@ -95,7 +95,9 @@ if not _secret_key:
             "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` and export SECRET_KEY"
         )
     _secret_key = _dev_secret_key()
-elif not SYNTHORG_DEV and (len(_secret_key) < 50 or _secret_key.startswith("django-insecure")):
+elif not SYNTHORG_DEV and (
+    len(_secret_key) < 50 or len(set(_secret_key)) < 5 or _secret_key.startswith("django-insecure")
+):
     raise ConfigurationError(
         "SECRET_KEY is too weak (at least 50 random characters); generate one with "
         "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
@@ -314,6 +316,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
+if SYNTHORG_DEV:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -45,3 +45,17 @@ def check_or_exit() -> None:
             sys.stderr.write(f"synthorg: {message.id}: {message.msg}{hint}\n")
         sys.stderr.flush()
         raise SystemExit(EXIT_CODE)
+
+
+def install_excepthook() -> None:
+    """Processes we do not start ourselves (the celery CLI) also print one line, not a traceback."""
+    previous = sys.excepthook
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: object) -> None:
+        if isinstance(exc, ConfigurationError):
+            sys.stderr.write(f"synthorg: configuration error: {exc}\n")
+            sys.stderr.flush()
+            return
+        previous(exc_type, exc, tb)  # type: ignore[arg-type]
+
+    sys.excepthook = hook

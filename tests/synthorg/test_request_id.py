@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from synthorg.middleware import RequestIdLogFilter
+
+
+@pytest.mark.django_db
+def test_request_without_id_gets_a_generated_one(client: Any) -> None:
+    response = client.get("/healthz")
+    assert len(response["X-Request-ID"]) == 32
+
+
+@pytest.mark.django_db
+def test_valid_incoming_id_is_echoed(client: Any) -> None:
+    response = client.get("/healthz", HTTP_X_REQUEST_ID="trace-abc.123")
+    assert response["X-Request-ID"] == "trace-abc.123"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bad", ["has space", "x" * 129, "new\nline", "<script>"])
+def test_unsafe_incoming_id_is_replaced(client: Any, bad: str) -> None:
+    response = client.get("/healthz", HTTP_X_REQUEST_ID=bad)
+    assert response["X-Request-ID"] != bad
+    assert len(response["X-Request-ID"]) == 32
+
+
+@pytest.mark.django_db
+def test_error_responses_carry_the_id_too(client: Any) -> None:
+    response = client.get("/api/v1/audit-events", HTTP_X_REQUEST_ID="req-401")
+    assert response.status_code == 401
+    assert response["X-Request-ID"] == "req-401"
+
+
+def test_log_records_outside_a_request_get_a_dash() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "msg", None, None)
+    RequestIdLogFilter().filter(record)
+    assert record.request_id == "-"
