@@ -1,0 +1,358 @@
+"""The one outbound HTTP wrapper: timeouts, the egress guard, quick retries, error mapping.
+
+After healthchecks' ``hc/lib/curl.py``. Probes, webhook forwards and token endpoints call
+``http_request``; requests-oauthlib gets ``egress_session()``. Both connect only through
+``_GuardedAdapter``, so ``integrations.egress`` applies to every connection they open.
+
+Why resolve-check-connect rather than checking the peer after connecting: the connection
+classes below resolve the host once (``synthorg.egress.connect_checked``), check every
+address, and open the socket to a checked address. The name is never resolved a second
+time, so a DNS answer that changes between a check and the connect (rebinding) cannot
+slip through, and a refused address does not even receive a SYN. urllib3 still uses the
+hostname for SNI, the Host header and certificate verification: only the socket's
+destination comes from us.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import os
+import random
+import re
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+from synthorg import egress
+from synthorg.egress import EgressRefused, ExternalServiceError, PermanentError, TransientError
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "EgressRefused",
+    "ExternalServiceError",
+    "PermanentError",
+    "TransientError",
+    "egress_session",
+    "http_request",
+    "parse_retry_after",
+    "safe_url",
+]
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "synthorg-integrations/0.1"
+# Probe and token responses are small; a larger body is a misconfigured URL or an attack.
+DEFAULT_MAX_BYTES = 2 * 1024 * 1024
+# RFC 9110 §9.2.2: only these may be repeated without the peer seeing a second effect.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+# A Retry-After longer than this is not waited for inline: the error carries it to the
+# task layer, which retries slowly (STYLE.md §4: retries happen at one layer only).
+MAX_INLINE_WAIT_SECONDS = 5.0
+# Pause before the second try when the peer gave no Retry-After.
+RETRY_PAUSE_SECONDS = (0.2, 0.5)
+_sleep = time.sleep  # tests replace this to observe the waits
+
+
+# --- messages and logs that never carry a secret ---------------------------------------
+
+def safe_url(url: str, *, hide_path: bool = False) -> str:
+    """``scheme://host[:port]/path``: no user:password@, no query string, no fragment."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port else host
+    path = "/…" if hide_path and parts.path not in ("", "/") else (parts.path or "/")
+    return f"{parts.scheme}://{netloc}{path}"
+
+
+_QUERY = re.compile(r"\?[^\s'\"]*")
+
+
+class _StripQueryStrings(logging.Filter):
+    """urllib3 logs request targets with their query string at DEBUG (connectionpool, retry).
+
+    A token in a query string must not reach the logs even when an operator turns DEBUG on.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "?" in message:
+            record.msg = _QUERY.sub("", message)
+            record.args = None
+        return True
+
+
+_strip_filter = _StripQueryStrings()
+for _name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection", "urllib3.poolmanager"):
+    logging.getLogger(_name).addFilter(_strip_filter)
+
+
+# --- the guarded connection classes -----------------------------------------------------
+
+def _guarded_new_conn(conn: HTTPConnection) -> socket.socket:
+    """``HTTPConnection._new_conn`` with ``egress.connect_checked`` in place of ``create_connection``.
+
+    Exceptions are urllib3's own, so requests maps them as it always does; ``EgressRefused``
+    is none of those and travels up to the caller unchanged, before any byte was sent.
+    """
+    try:
+        sock = egress.connect_checked(
+            conn._dns_host,  # the host without IPv6 brackets, as urllib3 resolves it
+            conn.port,
+            timeout=conn.timeout,
+            source_address=conn.source_address,
+            socket_options=conn.socket_options,
+        )
+    except socket.gaierror as exc:
+        raise NameResolutionError(conn.host, conn, exc) from exc
+    except TimeoutError as exc:
+        raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out.") from exc
+    except OSError as exc:
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {exc}") from exc
+    sys.audit("http.client.connect", conn, conn.host, conn.port)
+    return sock
+
+
+class _GuardedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _guarded_new_conn(self)
+
+
+class _GuardedHTTPSConnection(HTTPSConnection):
+    # connect() wraps the socket with server_hostname=self.host and verifies the
+    # certificate against it; only the TCP destination is ours.
+    def _new_conn(self) -> socket.socket:
+        return _guarded_new_conn(self)
+
+
+class _GuardedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _GuardedHTTPConnectionPool,
+            "https": _GuardedHTTPSConnectionPool,
+        }
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        # Through a proxy the guard would check the proxy, not the destination.
+        raise PermanentError("Outbound calls do not go through proxies (the egress guard would be bypassed).")
+
+
+class _EgressSession(requests.Session):
+    """A session that never follows redirects, never reads the environment, and has a timeout."""
+
+    def __init__(self, timeout: tuple[float, float]) -> None:
+        super().__init__()
+        self.default_timeout = timeout
+        # HTTP(S)_PROXY and ~/.netrc would route around the guard or add credentials.
+        self.trust_env = False
+        # A self-hosted service may talk to hosts signed by an internal CA; honour the
+        # standard variable explicitly since trust_env is off.
+        self.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
+        self.headers["User-Agent"] = USER_AGENT
+        adapter = _GuardedAdapter(max_retries=0)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.default_timeout
+        # requests-oauthlib's fetch_token posts with allow_redirects=True; a 3xx is
+        # returned to the caller instead (see get_redirect_target below).
+        return super().request(method, url, *args, **kwargs)
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        # Following a redirect would carry Authorization to a host the caller never chose.
+        return None
+
+
+def egress_session(timeout: tuple[float, float] = (5.0, 10.0)) -> requests.Session:
+    """A ``requests.Session`` for libraries that need one (requests-oauthlib's ``OAuth2Session``).
+
+    Same egress guard as ``http_request``; redirects are returned, never followed; requests
+    without a timeout get ``timeout``. Unlike ``http_request`` it does not map statuses to
+    errors (oauthlib reads the 4xx body itself) nor limit the body size.
+    """
+    _check_timeout(timeout)
+    return _EgressSession(timeout)
+
+
+# --- the entry point ---------------------------------------------------------------------
+
+def _check_timeout(timeout: Any) -> None:
+    if (not isinstance(timeout, tuple) or len(timeout) != 2
+            or not all(isinstance(t, (int, float)) and math.isfinite(t) and t > 0 for t in timeout)):
+        raise ValueError("timeout must be a (connect, read) pair of positive seconds")
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date, RFC 9110 §10.2.3)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _status_error(method: str, where: str, response: requests.Response) -> ExternalServiceError | None:
+    status = response.status_code
+    if status < 400:
+        return None
+    reason = f"{method} {where}: HTTP {status}"
+    if status in (408, 429) or status >= 500:
+        error: ExternalServiceError = TransientError(
+            reason, status, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+    else:
+        error = PermanentError(reason, status)
+    error.response = response  # type: ignore[attr-defined]  # for callers that read the body
+    return error
+
+
+def _transport_error(method: str, where: str, exc: requests.RequestException) -> ExternalServiceError:
+    """Map a requests exception to our tree with a message of our own.
+
+    ``str(exc)`` from urllib3 repeats the request target with its query string, so it is
+    never copied; the root cause's class name is kept for diagnosis.
+    """
+    cause: BaseException = exc
+    while cause.__cause__ is not None or (cause.__context__ is not None and not cause.__suppress_context__):
+        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    detail = f"{method} {where}: %s ({type(cause).__name__})"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return PermanentError(detail % "TLS failure")
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return TransientError(detail % "connect timeout")
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return TransientError(detail % "read timeout")
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return PermanentError(detail % "undecodable body")
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        if isinstance(cause, socket.gaierror):
+            return TransientError(detail % "DNS failure")
+        return TransientError(detail % "connection failed")
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                        requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader)):
+        return PermanentError(detail % "invalid request")
+    return TransientError(detail % "request failed")
+
+
+def _read_body(method: str, where: str, response: requests.Response, max_bytes: int) -> None:
+    """Read at most ``max_bytes`` (after decompression, so a gzip bomb stops early)."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        response.close()
+        raise PermanentError(f"{method} {where}: response larger than {max_bytes} bytes", response.status_code)
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            response.close()
+            raise PermanentError(f"{method} {where}: response larger than {max_bytes} bytes", response.status_code)
+        chunks.append(chunk)
+    response._content = b"".join(chunks)  # what .content/.json() read from now on
+
+
+def http_request(method: str, url: str, *, timeout: tuple[float, float], retry: int = 0,
+                 headers: Mapping[str, str] | None = None, data: Any = None, json: Any = None,
+                 auth: Any = None, allow_redirects: bool = False, max_bytes: int = DEFAULT_MAX_BYTES,
+                 connection_id: int | str | None = None, hide_path: bool = False) -> requests.Response:
+    """Make one outbound HTTP call and return the response for a 2xx or 3xx status.
+
+    ``timeout`` is a required (connect, read) pair. ``retry`` allows one more try (never
+    more) for idempotent methods after a ``TransientError``, waiting ``Retry-After`` when
+    it is at most ``MAX_INLINE_WAIT_SECONDS``. Redirects are never followed: the 3xx comes
+    back and the caller decides. Raises ``TransientError`` (DNS, timeouts, resets, 5xx,
+    408, 429 with ``retry_after``) or ``PermanentError`` (other 4xx, TLS, egress refusal,
+    more than ``max_bytes``); 4xx/5xx errors carry the ``response``. ``hide_path`` keeps a
+    secret-bearing path (a Slack incoming-webhook URL) out of messages and logs.
+    """
+    _check_timeout(timeout)
+    if allow_redirects:
+        raise ValueError("redirects are never followed; handle the 3xx response instead")
+    method = method.upper()
+    where = safe_url(url, hide_path=hide_path)
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise PermanentError(f"{method} {where}: only http and https URLs are allowed")
+    tries = 1 + (min(max(retry, 0), 1) if method in IDEMPOTENT_METHODS else 0)
+    for attempt in range(1, tries + 1):
+        try:
+            return _attempt(method, url, where, timeout=timeout, headers=headers, data=data, json=json,
+                            auth=auth, max_bytes=max_bytes, connection_id=connection_id)
+        except TransientError as exc:
+            wait = exc.retry_after if exc.retry_after is not None else random.uniform(*RETRY_PAUSE_SECONDS)
+            if attempt == tries or wait > MAX_INLINE_WAIT_SECONDS:
+                raise
+            logger.info("Retrying %s %s in %.1f s after: %s (connection %s)", method, where, wait, exc, connection_id)
+            _sleep(wait)
+    raise AssertionError("unreachable: the last try returns or raises")
+
+
+def _attempt(method: str, url: str, where: str, *, timeout: tuple[float, float], headers: Mapping[str, str] | None,
+             data: Any, json: Any, auth: Any, max_bytes: int, connection_id: int | str | None) -> requests.Response:
+    started = time.monotonic()
+    response: requests.Response | None = None
+    with _EgressSession(timeout) as session:
+        try:
+            response = session.request(method, url, headers=dict(headers or {}), data=data, json=json, auth=auth,
+                                       timeout=timeout, allow_redirects=False, stream=True)
+            if method == "HEAD":
+                response._content = b""
+            else:
+                _read_body(method, where, response, max_bytes)
+        except ExternalServiceError as exc:
+            _log_failure(started, exc, connection_id)
+            raise
+        except requests.RequestException as exc:
+            error = _transport_error(method, where, exc)
+            _log_failure(started, error, connection_id)
+            raise error from None
+        finally:
+            # The body was read into memory (or refused); give the socket back either way.
+            if response is not None:
+                response.close()
+    assert response is not None  # the try above returned it or raised
+    elapsed_ms = (time.monotonic() - started) * 1000
+    logger.info("%s %s -> %s in %.0f ms (connection %s)", method, where, response.status_code, elapsed_ms,
+                connection_id)
+    error = _status_error(method, where, response)
+    if error is not None:
+        raise error
+    return response
+
+
+def _log_failure(started: float, exc: ExternalServiceError, connection_id: int | str | None) -> None:
+    elapsed_ms = (time.monotonic() - started) * 1000
+    # The message already names the method and the safe URL.
+    logger.warning("%s after %.0f ms (connection %s)", exc, elapsed_ms, connection_id)
