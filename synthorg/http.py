@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -44,12 +44,14 @@ __all__ = [
     "PermanentError",
     "TransientError",
     "egress_session",
+    "guard_session",
     "http_request",
     "parse_retry_after",
     "safe_url",
 ]
 
 logger = logging.getLogger(__name__)
+SessionT = TypeVar("SessionT", bound=requests.Session)
 
 USER_AGENT = "synthorg-integrations/0.1"
 # Probe and token responses are small; a larger body is a misconfigured URL or an attack.
@@ -150,6 +152,17 @@ class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
 
 
 class _GuardedAdapter(HTTPAdapter):
+    """Connects only through the guarded connection classes; fills in a timeout; maps errors.
+
+    Mapping here (not only in ``http_request``) means requests-oauthlib's callers see the
+    same ``TransientError``/``PermanentError`` with the same query-free messages.
+    """
+
+    def __init__(self, timeout: tuple[float, float], *, hide_path: bool) -> None:
+        self.default_timeout = timeout
+        self.hide_path = hide_path
+        super().__init__(max_retries=0)  # retries happen in http_request or the task, never here
+
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = {
@@ -161,44 +174,53 @@ class _GuardedAdapter(HTTPAdapter):
         # Through a proxy the guard would check the proxy, not the destination.
         raise PermanentError("Outbound calls do not go through proxies (the egress guard would be bypassed).")
 
-
-class _EgressSession(requests.Session):
-    """A session that never follows redirects, never reads the environment, and has a timeout."""
-
-    def __init__(self, timeout: tuple[float, float]) -> None:
-        super().__init__()
-        self.default_timeout = timeout
-        # HTTP(S)_PROXY and ~/.netrc would route around the guard or add credentials.
-        self.trust_env = False
-        # A self-hosted service may talk to hosts signed by an internal CA; honour the
-        # standard variable explicitly since trust_env is off.
-        self.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
-        self.headers["User-Agent"] = USER_AGENT
-        adapter = _GuardedAdapter(max_retries=0)
-        self.mount("http://", adapter)
-        self.mount("https://", adapter)
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.default_timeout
-        # requests-oauthlib's fetch_token posts with allow_redirects=True; a 3xx is
-        # returned to the caller instead (see get_redirect_target below).
-        return super().request(method, url, *args, **kwargs)
-
-    def get_redirect_target(self, resp: requests.Response) -> str | None:
-        # Following a redirect would carry Authorization to a host the caller never chose.
-        return None
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
+             verify: bool | str = True, cert: Any = None,
+             proxies: Mapping[str, str] | None = None) -> requests.Response:
+        if timeout is None:
+            timeout = self.default_timeout
+        try:
+            return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
+        except requests.RequestException as exc:
+            where = safe_url(request.url or "", hide_path=self.hide_path)
+            raise _transport_error(request.method or "?", where, exc) from None
 
 
-def egress_session(timeout: tuple[float, float] = (5.0, 10.0)) -> requests.Session:
-    """A ``requests.Session`` for libraries that need one (requests-oauthlib's ``OAuth2Session``).
+def _no_redirect_target(response: requests.Response) -> None:
+    return None
 
-    Same egress guard as ``http_request``; redirects are returned, never followed; requests
-    without a timeout get ``timeout``. Unlike ``http_request`` it does not map statuses to
-    errors (oauthlib reads the 4xx body itself) nor limit the body size.
+
+def guard_session(session: SessionT, timeout: tuple[float, float] = (5.0, 10.0), *,
+                  hide_path: bool = False) -> SessionT:
+    """Put the egress guard on ``session`` (e.g. a requests-oauthlib ``OAuth2Session``) and return it.
+
+    After this the session connects only to addresses the egress policy allows, gives
+    requests without a timeout ``timeout``, returns 3xx responses instead of following
+    them (a redirect would carry Authorization to a host nobody chose), ignores proxy
+    variables and ~/.netrc, and raises ``TransientError``/``PermanentError`` for transport
+    failures. It does not map statuses to errors (oauthlib reads the 4xx body itself) nor
+    limit the body size: ``http_request`` does both. ``hide_path`` keeps the URL path
+    out of error messages (a Slack incoming-webhook URL is a secret).
     """
     _check_timeout(timeout)
-    return _EgressSession(timeout)
+    # HTTP(S)_PROXY would route around the guard; ~/.netrc would add credentials.
+    session.trust_env = False
+    # A self-hosted service may talk to hosts signed by an internal CA; honour the standard
+    # variable explicitly, since trust_env is off.
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
+    session.headers["User-Agent"] = USER_AGENT
+    # requests-oauthlib posts with allow_redirects=True; Session.resolve_redirects stops
+    # when there is no target, so the 3xx comes back to the caller.
+    session.get_redirect_target = _no_redirect_target  # type: ignore[method-assign]
+    adapter = _GuardedAdapter(timeout, hide_path=hide_path)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def egress_session(timeout: tuple[float, float] = (5.0, 10.0), *, hide_path: bool = False) -> requests.Session:
+    """A fresh ``requests.Session`` with ``guard_session`` applied."""
+    return guard_session(requests.Session(), timeout, hide_path=hide_path)
 
 
 # --- the entry point ---------------------------------------------------------------------
@@ -260,6 +282,8 @@ def _transport_error(method: str, where: str, exc: requests.RequestException) ->
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
         if isinstance(cause, socket.gaierror):
             return TransientError(detail % "DNS failure")
+        if isinstance(cause, TimeoutError):  # a read timeout while streaming the body
+            return TransientError(detail % "read timeout")
         return TransientError(detail % "connection failed")
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
                         requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader)):
@@ -303,13 +327,18 @@ def http_request(method: str, url: str, *, timeout: tuple[float, float], retry: 
         raise ValueError("redirects are never followed; handle the 3xx response instead")
     method = method.upper()
     where = safe_url(url, hide_path=hide_path)
-    if urlsplit(url).scheme not in ("http", "https"):
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        raise PermanentError(f"{method} {where}: the URL is malformed") from None
+    if scheme not in ("http", "https"):
         raise PermanentError(f"{method} {where}: only http and https URLs are allowed")
     tries = 1 + (min(max(retry, 0), 1) if method in IDEMPOTENT_METHODS else 0)
     for attempt in range(1, tries + 1):
         try:
             return _attempt(method, url, where, timeout=timeout, headers=headers, data=data, json=json,
-                            auth=auth, max_bytes=max_bytes, connection_id=connection_id)
+                            auth=auth, max_bytes=max_bytes, connection_id=connection_id,
+                            hide_path=hide_path)
         except TransientError as exc:
             wait = exc.retry_after if exc.retry_after is not None else random.uniform(*RETRY_PAUSE_SECONDS)
             if attempt == tries or wait > MAX_INLINE_WAIT_SECONDS:
@@ -320,10 +349,11 @@ def http_request(method: str, url: str, *, timeout: tuple[float, float], retry: 
 
 
 def _attempt(method: str, url: str, where: str, *, timeout: tuple[float, float], headers: Mapping[str, str] | None,
-             data: Any, json: Any, auth: Any, max_bytes: int, connection_id: int | str | None) -> requests.Response:
+             data: Any, json: Any, auth: Any, max_bytes: int, connection_id: int | str | None,
+             hide_path: bool) -> requests.Response:
     started = time.monotonic()
     response: requests.Response | None = None
-    with _EgressSession(timeout) as session:
+    with egress_session(timeout, hide_path=hide_path) as session:
         try:
             response = session.request(method, url, headers=dict(headers or {}), data=data, json=json, auth=auth,
                                        timeout=timeout, allow_redirects=False, stream=True)

@@ -26,6 +26,7 @@ import json
 import shutil
 import socket
 import ssl
+import struct
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to hang before answering
+    reset: bool = False  # drop the connection with a TCP RST instead of answering
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,12 @@ class _Handler(BaseHTTPRequestHandler):
         reply = peer.reply_for(received)
         if reply.delay and peer.stopping.wait(reply.delay):
             return
+        if reply.reset:
+            # SO_LINGER with a zero timeout makes close() send RST rather than FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -242,3 +250,71 @@ class HttpPeer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+class FakeDns:
+    """Answers ``socket.getaddrinfo`` for chosen names; every other name goes to the real resolver.
+
+    ``dns.answer("rebind.test", ["127.0.0.1"], ["169.254.169.254"])`` gives the first lookup
+    the first list, the second lookup the second, and repeats the last; ``None`` in place of a
+    list fails that lookup like an unknown name. Every lookup of a chosen name is recorded.
+    """
+
+    def __init__(self) -> None:
+        self._answers: dict[str, list[list[str] | None]] = {}
+        self.lookups: list[str] = []
+        self._real = socket.getaddrinfo
+
+    def install(self, monkeypatch: Any) -> FakeDns:
+        monkeypatch.setattr(socket, "getaddrinfo", self.getaddrinfo)
+        return self
+
+    def answer(self, name: str, *answers: list[str] | None) -> None:
+        assert answers
+        self._answers[name.lower()] = list(answers)
+
+    def getaddrinfo(self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,
+                    flags: int = 0) -> list[tuple[Any, ...]]:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        queue = self._answers.get(name.lower())
+        if queue is None:
+            return self._real(host, port, family, type, proto, flags)
+        self.lookups.append(name)
+        addresses = queue.pop(0) if len(queue) > 1 else queue[0]
+        if addresses is None:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        results: list[tuple[Any, ...]] = []
+        for address in addresses:
+            if ":" in address:
+                results.append((socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port, 0, 0)))
+            else:
+                results.append((socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port)))
+        return results
+
+
+class ConnectRecorder:
+    """Wraps ``socket.socket.connect``: records every destination and refuses any that is not loopback.
+
+    Installed in tests of the egress guard so that a broken guard fails the test instead of
+    reaching a real metadata or internet address.
+    """
+
+    def __init__(self) -> None:
+        self.destinations: list[str] = []
+        self._real = socket.socket.connect
+
+    def install(self, monkeypatch: Any) -> ConnectRecorder:
+        recorder = self
+
+        def connect(sock: socket.socket, address: Any) -> None:  # a function, so it binds as a method
+            recorder.connect(sock, address)
+
+        monkeypatch.setattr(socket.socket, "connect", connect)
+        return self
+
+    def connect(self, sock: socket.socket, address: Any) -> None:
+        host = address[0] if isinstance(address, tuple) else str(address)
+        self.destinations.append(host)
+        if host not in ("127.0.0.1", "::1"):
+            raise AssertionError(f"test code tried to connect to {host}; only loopback is allowed")
+        self._real(sock, address)
