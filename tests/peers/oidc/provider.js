@@ -80,7 +80,8 @@ export function buildProvider(issuer, config) {
           ctx.body = {
             page: 'device_input',
             xsrf: hiddenValue(form, 'xsrf'),
-            error: out?.error ?? (err ? err.name : undefined),
+            // The error's class name (e.g. AbortedError, NotFoundError) is stable; out.error is prose here.
+            error: err ? err.name : out?.error,
             error_description: out?.error_description ?? err?.message,
           };
         },

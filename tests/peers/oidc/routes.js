@@ -6,7 +6,9 @@
 //   loopback, so these are never reachable from another machine.
 import { errors } from 'oidc-provider';
 
-import { expireDeviceCode, grantIdsForClient, revokeGrant } from './store.js';
+import {
+  expireDeviceCode, grantIdsForClient, revokeGrant, TestStoreAdapter,
+} from './store.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -183,7 +185,7 @@ export function testRoutes(provider, tokenLog) {
           ctx.body = { error: err.error ?? 'invalid_client_metadata', error_description: err.error_description ?? err.message };
           return undefined;
         }
-        await provider.Client.adapter.upsert(metadata.client_id, metadata);
+        await new TestStoreAdapter('Client').upsert(metadata.client_id, metadata);
         const client = await provider.Client.find(metadata.client_id);
         ctx.status = 201;
         ctx.body = client.metadata();
