@@ -10,8 +10,6 @@ not accepted.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -28,6 +26,7 @@ from webhooks.verifiers.base import (
     fold_headers,
     has_usable_secret,
     header_value,
+    hmac_sha256,
     matching_secret_index,
 )
 
@@ -39,7 +38,7 @@ PREFIX = "sha256="
 
 def github_signature(secret: bytes, body: bytes) -> str:
     """The ``X-Hub-Signature-256`` value GitHub would send for ``body``."""
-    return PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return PREFIX + hmac_sha256(secret, body).hex()
 
 
 def sign_github(secret: bytes, body: bytes, *, event: str = "ping",

@@ -12,8 +12,6 @@ two genuinely different requests do not share a body. Slack's headers carry no e
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -33,6 +31,7 @@ from webhooks.verifiers.base import (
     freshness_reason,
     has_usable_secret,
     header_value,
+    hmac_sha256,
     matching_secret_index,
     parse_timestamp,
 )
@@ -46,7 +45,7 @@ PREFIX = VERSION + "="
 def slack_signature(secret: bytes, body: bytes, timestamp: str) -> str:
     """The ``X-Slack-Signature`` value for ``body`` sent with ``X-Slack-Request-Timestamp: timestamp``."""
     base = b"%s:%s:%s" % (VERSION.encode("ascii"), timestamp.encode("ascii"), body)
-    return PREFIX + hmac.new(secret, base, hashlib.sha256).hexdigest()
+    return PREFIX + hmac_sha256(secret, base).hex()
 
 
 def sign_slack(secret: bytes, body: bytes, *, timestamp: int) -> dict[str, str]:
