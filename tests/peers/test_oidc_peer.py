@@ -249,6 +249,9 @@ def test_client_credentials_wrong_secret_is_invalid_client(oidc: OIDCPeer) -> No
 
     with pytest.raises(InvalidClientError):
         session.fetch_token(oidc.token_endpoint, client_id=client.client_id, client_secret="wrong", timeout=TIMEOUT)
+    assert oidc.token_request_log() == [
+        {"grant_type": "client_credentials", "client_id": client.client_id, "status": 401, "error": "invalid_client"}
+    ]
 
 
 # -- device authorization (RFC 8628) -----------------------------------------------------
