@@ -30,6 +30,8 @@ SECURE_HSTS_SECONDS = 0
 ALLOWED_HOSTS = ["*"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = VAR_DIR / "static"  # noqa: F405
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # The config file of the developer's checkout must not leak into tests.
 SYNTHORG_CONFIG_FILE = None
 # Unit tests run tasks inline; end-to-end tests start a real worker with their own settings.
