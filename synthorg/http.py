@@ -1,7 +1,8 @@
 """The one outbound HTTP wrapper: timeouts, the egress guard, quick retries, error mapping.
 
 After healthchecks' ``hc/lib/curl.py``. Probes, webhook forwards and token endpoints call
-``http_request``; requests-oauthlib gets ``egress_session()``. Both connect only through
+``http_request``; requests-oauthlib's ``OAuth2Session`` goes through ``guard_session()``
+(``egress_session()`` for a plain session). All of them connect only through
 ``_GuardedAdapter``, so ``integrations.egress`` applies to every connection they open.
 
 Why resolve-check-connect rather than checking the peer after connecting: the connection
@@ -113,11 +114,14 @@ def _guarded_new_conn(conn: HTTPConnection) -> socket.socket:
     Exceptions are urllib3's own, so requests maps them as it always does; ``EgressRefused``
     is none of those and travels up to the caller unchanged, before any byte was sent.
     """
+    # urllib3 sets the connect timeout on the connection before connecting (the adapter
+    # always supplies one); its "not set" sentinel means the socket default, as in urllib3.
+    timeout = conn.timeout if isinstance(conn.timeout, (int, float)) else socket.getdefaulttimeout()
     try:
         sock = egress.connect_checked(
             conn._dns_host,  # the host without IPv6 brackets, as urllib3 resolves it
             conn.port,
-            timeout=conn.timeout,
+            timeout=timeout,
             source_address=conn.source_address,
             socket_options=conn.socket_options,
         )
@@ -268,8 +272,11 @@ def _transport_error(method: str, where: str, exc: requests.RequestException) ->
     never copied; the root cause's class name is kept for diagnosis.
     """
     cause: BaseException = exc
-    while cause.__cause__ is not None or (cause.__context__ is not None and not cause.__suppress_context__):
-        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    for _ in range(10):  # bounded: a chain could in principle loop back on itself
+        following = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+        if following is None:
+            break
+        cause = following
     detail = f"{method} {where}: %s ({type(cause).__name__})"
     if isinstance(exc, requests.exceptions.SSLError):
         return PermanentError(detail % "TLS failure")
