@@ -171,8 +171,10 @@ def connect_checked(host: str, port: int, *, timeout: float | None,
     infos = _resolve(host, port, policy or current_policy())
     last_error: OSError | None = None
     for family, kind, proto, _canonical, sockaddr in infos:
-        sock = socket.socket(family, kind, proto)
+        sock: socket.socket | None = None
         try:
+            # Inside the try: a host without IPv6 fails here and the next address is tried.
+            sock = socket.socket(family, kind, proto)
             for option in socket_options or ():
                 sock.setsockopt(*option)
             sock.settimeout(timeout)
@@ -180,7 +182,8 @@ def connect_checked(host: str, port: int, *, timeout: float | None,
                 sock.bind(source_address)
             sock.connect(sockaddr)
         except OSError as exc:
-            sock.close()
+            if sock is not None:
+                sock.close()
             last_error = exc
             continue
         return sock

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from synthorg.egress import EgressRefused, PermanentError, TransientError, check_address, resolve_checked
+from synthorg.egress import (
+    EgressRefused,
+    PermanentError,
+    TransientError,
+    check_address,
+    connect_checked,
+    resolve_checked,
+)
 from synthorg.http import http_request
 from tests.peers.http_peer import ConnectRecorder, FakeDns, HttpPeer
 
@@ -192,3 +199,27 @@ def test_resolve_checked_applies_block_private(egress: Any, dns: FakeDns) -> Non
     dns.answer("db.test", ["10.0.0.1"])
     with pytest.raises(EgressRefused):
         resolve_checked("db.test", 5432)
+
+
+# --- connect_checked (SMTP and database checks that open their own socket) -----------------
+
+def test_connect_checked_connects_to_checked_address(peer: HttpPeer, dns: FakeDns, connects: ConnectRecorder) -> None:
+    dns.answer("smtp.test", ["127.0.0.1"], ["169.254.169.254"])
+    with connect_checked("smtp.test", peer.port, timeout=2.0) as sock:
+        assert sock.getpeername()[0] == "127.0.0.1"
+    with pytest.raises(EgressRefused):
+        connect_checked("smtp.test", peer.port, timeout=2.0)
+    assert connects.destinations == ["127.0.0.1"]
+
+
+def test_connect_checked_tries_next_address_when_first_fails(peer: HttpPeer, dns: FakeDns,
+                                                            connects: ConnectRecorder) -> None:
+    with HttpPeer() as stopped:
+        closed_port = stopped.port
+    dns.answer("two.test", ["::1", "127.0.0.1"])
+    # ::1 on the peer's port has no listener (the peer binds 127.0.0.1 only).
+    with connect_checked("two.test", peer.port, timeout=2.0) as sock:
+        assert sock.getpeername()[0] == "127.0.0.1"
+    assert connects.destinations[-1] == "127.0.0.1"  # ::1 first, unless this host has no IPv6 at all
+    with pytest.raises(OSError):
+        connect_checked("127.0.0.1", closed_port, timeout=2.0)
