@@ -117,7 +117,7 @@ def main() -> None:
 
     if connection.vendor == "sqlite":
         # A file, not memory: the competing processes must share it.
-        settings.DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.mkdtemp()) / "bench.sqlite3")}
+        connection.settings_dict["TEST"]["NAME"] = str(Path(tempfile.mkdtemp()) / "bench.sqlite3")
     old_name = connection.settings_dict["NAME"]
     db_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     backends = (["redis"] if settings.REDIS_URL else []) + ["database"]
