@@ -42,6 +42,8 @@ def _spec(default: Any, *, min: int | None = None, max: int | None = None,
 @dataclass(frozen=True)
 class ConnectionsConfig:
     max_connections_per_type: int = _spec(100, min=1, max=100_000)
+    # Per-user throttle of the scoped secret reveal (0 = unlimited).
+    reveal_rate_per_minute: int = _spec(10, min=0, max=10_000)
 
 
 SECRET_BACKENDS = (

@@ -12,6 +12,10 @@ admin.site.index_title = "Operator console"
 
 api_v1 = [
     path("", include("synthorg.api.urls")),
+    path("", include("integrations.api.urls")),
+    path("", include("oauthflow.api.urls")),
+    path("", include("webhooks.api.urls")),
+    path("", include("catalog.api.urls")),
 ]
 
 urlpatterns = [

@@ -9,6 +9,8 @@ from django.conf import settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.peers.fixtures import *  # noqa: F403  (OIDC peer, device stub)
+
 REQUIRE_SERVICES = os.environ.get("SYNTHORG_REQUIRE_SERVICES") == "1"
 
 

@@ -1,0 +1,393 @@
+"""Operations on connections and their secrets. The API, the admin and the commands call these.
+
+Every write validates everything first, then changes rows, stores secrets and writes its
+audit event in one transaction: a failure leaves no row and no orphan secret.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import logging
+import re
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
+from django.http import HttpRequest
+
+from integrations import dependants, selectors
+from integrations.models import CONNECTION_NAME_PATTERN, RESERVED_NAMES, Connection, SecretRecord, SecretRef
+from integrations.secrets import get_backend
+from integrations.secrets.base import SecretUnavailable
+from integrations.secrets.fernet import key_check_reencrypt, key_fingerprint, keyring
+from integrations.types import REGISTRY, ConnectionType, get_type
+from integrations.validation import check_value, validate_fields
+from synthorg.audit import audit_record
+from synthorg.config import get_config
+from synthorg.errors import Conflict, LimitReached, NotFound, ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+_NAME_RE = re.compile(CONNECTION_NAME_PATTERN)
+
+
+@dataclass(frozen=True)
+class RateLimitInput:
+    requests_per_minute: int = 0
+    burst: int = 0
+    max_concurrent: int = 0
+
+
+def _fail(problems: Mapping[str, list[str]], detail: str = "The request breaks a validation rule.") -> None:
+    if problems:
+        first_field, first_rules = next(iter(problems.items()))
+        raise ValidationFailed(f"{first_field}: {first_rules[0]}" if len(problems) == 1 and len(first_rules) == 1
+                               else detail, errors={k: list(v) for k, v in problems.items()})
+
+
+def _check_limits(rate_limit: Mapping[str, Any] | None, health_check: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    problems: dict[str, list[str]] = {}
+    for key, value in (rate_limit or {}).items():
+        if value is not None and not 0 <= value <= 1_000_000:
+            problems[f"rate_limit.{key}"] = ["must be between 0 (unlimited) and 1000000"]
+    interval = (health_check or {}).get("interval_seconds")
+    if interval is not None and not 10 <= interval <= 86_400:
+        problems["health_check.interval_seconds"] = [
+            "must be between 10 and 86400 seconds, or null for the global interval"]
+    return problems
+
+
+def _check_name(name: str) -> dict[str, list[str]]:
+    if not _NAME_RE.match(name):
+        return {"name": ["must be 1-128 characters of letters, digits, '.', '_' and '-', starting with a letter "
+                         "or digit"]}
+    if name.lower() in RESERVED_NAMES:
+        return {"name": [f"{name!r} is reserved (used as a sub-path of /api/v1/connections/)"]}
+    return {}
+
+
+def _connection_type(name: str) -> ConnectionType:
+    try:
+        return get_type(name)
+    except KeyError:
+        raise ValidationFailed(
+            f"connection_type: unknown type {name!r} (types: {', '.join(REGISTRY)})",
+            errors={"connection_type": [f"must be one of {', '.join(REGISTRY)}"]},
+        ) from None
+
+
+def _lock_type(connection_type: str) -> None:
+    """Serialise creates of one type so the per-type limit holds under concurrency.
+
+    PostgreSQL: a transaction-scoped advisory lock keyed by the type. SQLite: every write
+    transaction already holds the database's single write lock (BEGIN IMMEDIATE).
+    """
+    if db_connection.vendor == "postgresql":
+        with db_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                           [0x5359, zlib.crc32(connection_type.encode()) & 0x7FFFFFFF])
+
+
+def _apply_rate_limit(connection: Connection, rate_limit: Mapping[str, int] | None) -> None:
+    if rate_limit is None:
+        return
+    connection.rate_limit_rpm = rate_limit.get("requests_per_minute", connection.rate_limit_rpm)
+    connection.rate_limit_burst = rate_limit.get("burst", connection.rate_limit_burst)
+    connection.rate_limit_max_concurrent = rate_limit.get("max_concurrent", connection.rate_limit_max_concurrent)
+
+
+def _apply_health_check(connection: Connection, health_check: Mapping[str, Any] | None) -> None:
+    if health_check is None:
+        return
+    if "enabled" in health_check:
+        connection.health_check_enabled = health_check["enabled"]
+    if "interval_seconds" in health_check:
+        connection.health_check_interval_seconds = health_check["interval_seconds"]
+
+
+def _check_oauth_pkce(ctype: ConnectionType, config: Mapping[str, Any]) -> dict[str, list[str]]:
+    if ctype.name == "oauth_app" and config.get("pkce") is False and get_config().integrations.oauth.pkce_required:
+        return {"pkce": ["cannot be turned off while integrations.oauth.pkce_required is true"]}
+    return {}
+
+
+def _env_var_required_secrets(ctype: ConnectionType, name: str, backend: Any) -> tuple[list[str], dict[str, list[str]]]:
+    """With the read-only env_var backend, secrets come from the environment: which are set?"""
+    from integrations.secrets.env_var import variable_name
+
+    present = backend.retrieve(connection=Connection(name=name), ref=SecretRef(backend.name, name),
+                               fields=ctype.secret_field_names)
+    problems = {
+        spec.name: [f"is required: set {variable_name(name, spec.name)} in the service's environment"]
+        for spec in ctype.fields if spec.secret and spec.required and spec.name not in present
+    }
+    return sorted(present), problems
+
+
+def connection_create(*, name: str, connection_type: str, credentials: Mapping[str, Any],
+                      rate_limit: Mapping[str, int] | None = None, health_check: Mapping[str, Any] | None = None,
+                      metadata: Mapping[str, Any] | None = None, actor: Any = None,
+                      request: HttpRequest | None = None) -> Connection:
+    problems = {**_check_name(name), **_check_limits(rate_limit, health_check)}
+    ctype = _connection_type(connection_type)
+    backend = get_backend()
+    if backend.read_only and backend.name == "env_var":
+        secret_names = [f for f in credentials if f in ctype.secret_field_names and credentials[f] is not None]
+        if secret_names:
+            backend.store(connection=Connection(name=name), values=dict.fromkeys(secret_names, ""), ref=None)
+        config, secrets, field_problems = validate_fields(
+            _without_required_secrets(ctype), credentials)
+        present, env_problems = _env_var_required_secrets(ctype, name, backend)
+        field_problems = {**field_problems, **env_problems}
+    else:
+        config, secrets, field_problems = validate_fields(ctype, credentials)
+        present = sorted(secrets)
+    problems = {**problems, **{f"credentials.{k}": v for k, v in field_problems.items()},
+                **{f"credentials.{k}": v for k, v in _check_oauth_pkce(ctype, config).items()}}
+    _fail(problems)
+
+    limit = get_config().integrations.connections.max_connections_per_type
+    try:
+        with transaction.atomic():
+            _lock_type(ctype.name)
+            if Connection.objects.filter(connection_type=ctype.name).count() >= limit:
+                raise LimitReached(
+                    f"The limit of {limit} {ctype.name} connections is reached "
+                    "(integrations.connections.max_connections_per_type).",
+                    code="connection_limit_reached",
+                )
+            if selectors.connection_find(name) is not None:
+                raise Conflict(f"A connection named {name!r} already exists.", code="connection_name_taken")
+            connection = Connection(name=name, connection_type=ctype.name, config=config,
+                                    secret_backend=backend.name, secret_fields=present,
+                                    metadata=dict(metadata or {}))
+            _apply_rate_limit(connection, rate_limit)
+            _apply_health_check(connection, health_check)
+            connection.save()
+            if not backend.read_only:
+                ref = backend.store(connection=connection, values=secrets, ref=None)
+                connection.secret_id = ref.secret_id
+                connection.save(update_fields=["secret_id"])
+            audit_record(action="connection.create", target=connection.name, target_type="connection",
+                         actor=actor, request=request,
+                         details={"connection_type": ctype.name, "secret_fields": present,
+                                  "config_fields": sorted(config), "secret_backend": backend.name})
+    except IntegrityError:
+        # The case-insensitive unique constraint caught a concurrent create of the same name.
+        raise Conflict(f"A connection named {name!r} already exists.", code="connection_name_taken") from None
+    logger.info("connection %s created (type %s)", connection.pk, ctype.name)
+    return connection
+
+
+def _without_required_secrets(ctype: ConnectionType) -> ConnectionType:
+    """The type with secret fields made optional (env_var checks them against the environment)."""
+    return dataclasses.replace(ctype, fields=tuple(
+        dataclasses.replace(f, required=False) if f.secret else f for f in ctype.fields))
+
+
+def connection_secrets(connection: Connection) -> dict[str, str]:
+    """Every secret field of the connection, decrypted. Raises SecretUnavailable on failure."""
+    ctype = get_type(connection.connection_type)
+    if connection.secret_backend == "env_var":  # noqa: S105 - a backend name
+        backend = get_backend("env_var")
+        return backend.retrieve(connection=connection, ref=SecretRef("env_var", connection.name),
+                                fields=ctype.secret_field_names)
+    if connection.secret_id is None:
+        return {}
+    backend = get_backend(connection.secret_backend)
+    return backend.retrieve(connection=connection, ref=connection.secret_ref, fields=ctype.secret_field_names)
+
+
+def connection_credentials(connection: Connection) -> dict[str, Any]:
+    """Config and secrets together, as a type's health check or client needs them."""
+    return {**connection.config, **connection_secrets(connection)}
+
+
+def connection_update(*, name: str, data: Mapping[str, Any], actor: Any = None,
+                      request: HttpRequest | None = None) -> Connection:
+    """PATCH semantics: omitted keys unchanged; `credentials` merges field by field, null removes."""
+    with transaction.atomic():
+        current = selectors.connection_get(name)
+        connection = Connection.objects.select_for_update().get(pk=current.pk)
+        ctype = get_type(connection.connection_type)
+        problems: dict[str, list[str]] = {}
+        if "name" in data and data["name"] != connection.name:
+            problems["name"] = ["cannot change after creation (create a new connection instead)"]
+        if "connection_type" in data and data["connection_type"] != connection.connection_type:
+            problems["connection_type"] = ["cannot change after creation"]
+        problems.update(_check_limits(data.get("rate_limit"), data.get("health_check")))
+        _fail(problems)
+
+        changes: dict[str, Any] = {}
+        credentials = data.get("credentials")
+        new_secrets: dict[str, Any] | None = None
+        if credentials:
+            existing_secrets = connection_secrets(connection)
+            backend = get_backend(connection.secret_backend)
+            touched_secrets = [k for k in credentials if k in ctype.secret_field_names]
+            if backend.read_only and touched_secrets:
+                backend.store(connection=connection, values=dict.fromkeys(touched_secrets, ""), ref=None)
+            merged = {**connection.config, **existing_secrets}
+            for key, value in credentials.items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            spec_ctype = _without_required_secrets(ctype) if backend.read_only else ctype
+            config, secrets, field_problems = validate_fields(spec_ctype, merged)
+            problems = {f"credentials.{k}": v for k, v in field_problems.items()}
+            problems.update({f"credentials.{k}": v for k, v in _check_oauth_pkce(ctype, config).items()})
+            _fail(problems)
+            if config != connection.config:
+                changes["config_fields"] = sorted(set(config) ^ set(connection.config) | {
+                    k for k in config if config.get(k) != connection.config.get(k)})
+                connection.config = config
+            if not backend.read_only and secrets != existing_secrets:
+                new_secrets = secrets
+                changes["secret_fields"] = sorted(k for k in set(secrets) | set(existing_secrets)
+                                                  if secrets.get(k) != existing_secrets.get(k))
+        for key, attr in (("requests_per_minute", "rate_limit_rpm"), ("burst", "rate_limit_burst"),
+                          ("max_concurrent", "rate_limit_max_concurrent")):
+            value = (data.get("rate_limit") or {}).get(key)
+            if value is not None and value != getattr(connection, attr):
+                setattr(connection, attr, value)
+                changes.setdefault("rate_limit", []).append(key)
+        health = data.get("health_check") or {}
+        if "enabled" in health and health["enabled"] != connection.health_check_enabled:
+            connection.health_check_enabled = health["enabled"]
+            changes["health_check.enabled"] = health["enabled"]
+        if "interval_seconds" in health and health["interval_seconds"] != connection.health_check_interval_seconds:
+            connection.health_check_interval_seconds = health["interval_seconds"]
+            changes["health_check.interval_seconds"] = health["interval_seconds"]
+        if "metadata" in data and data["metadata"] != connection.metadata:
+            connection.metadata = dict(data["metadata"])
+            changes["metadata"] = True
+        if not changes:
+            return connection  # a no-op writes nothing
+        if new_secrets is not None:
+            backend = get_backend(connection.secret_backend)
+            ref = backend.store(connection=connection, values=new_secrets, ref=connection.secret_ref)
+            connection.secret_id = ref.secret_id
+            connection.secret_fields = sorted(new_secrets)
+        connection.save()
+        audit_record(action="connection.update", target=connection.name, target_type="connection",
+                     actor=actor, request=request, details={"changed": changes})
+    return connection
+
+
+def connection_delete(*, name: str, force: bool = False, actor: Any = None,
+                      request: HttpRequest | None = None) -> None:
+    connection = selectors.connection_get(name)
+    blocking = {d.label: names for d in dependants.registered() if (names := d.list_names(connection))}
+    if blocking and not force:
+        listed = "; ".join(f"{label}: {', '.join(names)}" for label, names in blocking.items())
+        raise Conflict(f"Connection {connection.name!r} is used by {listed}. Remove those first, "
+                       "or delete with ?force=true to remove them too.", code="connection_has_dependants")
+    with transaction.atomic():
+        if force:
+            for dependant in dependants.registered():
+                if dependant.list_names(connection):
+                    dependant.remove(connection, actor=actor, request=request)
+        secret_records = SecretRecord.objects.filter(connection=connection).count()
+        audit_record(action="connection.delete", target=connection.name, target_type="connection",
+                     actor=actor, request=request,
+                     details={"connection_type": connection.connection_type, "forced": force,
+                              "removed_dependants": {k: v for k, v in blocking.items()},
+                              "secret_records": secret_records})
+        # Secrets, tokens, states and deliveries go with it through ON DELETE CASCADE.
+        connection.delete()
+
+
+# --- scoped reveal ----------------------------------------------------------------------------
+
+def reveal_fingerprint(value: str) -> str:
+    """Salted HMAC of a revealed value: an auditor holding the value can confirm it; the log cannot leak it."""
+    key = hashlib.sha256(("synthorg.reveal-fingerprint:" + settings.SECRET_KEY).encode()).digest()
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+class RevealDenied(NotFound):
+    """The one uniform answer for every reveal failure: names nothing."""
+
+    code = "not_found"
+    default_detail = "Not found."
+
+
+def secret_reveal(*, name: str, field: str, user: Any, request: HttpRequest | None = None) -> str:
+    def deny(reason: str, connection_name: str = name) -> RevealDenied:
+        audit_record(action="secret.reveal", target=connection_name, target_type="connection",
+                     outcome="denied" if reason == "permission" else "failure", reason=reason,
+                     actor=user, request=request, details={"field": field})
+        return RevealDenied()
+
+    if not user.has_perm("integrations.reveal_secret"):
+        raise deny("permission")
+    connection = selectors.connection_find(name)
+    if connection is None:
+        raise deny("unknown_connection")
+    ctype = get_type(connection.connection_type)
+    if field not in ctype.secret_field_names:
+        raise deny("not_a_secret_field", connection.name)
+    try:
+        value = connection_secrets(connection).get(field)
+    except SecretUnavailable as exc:
+        logger.warning("reveal of connection %s failed: %s", connection.pk, exc.code)
+        raise deny(f"backend_failure:{exc.code}", connection.name) from None
+    if not value:
+        raise deny("field_not_set", connection.name)
+    audit_record(action="secret.reveal", target=connection.name, target_type="connection",
+                 actor=user, request=request, details={"field": field, "value_fingerprint": reveal_fingerprint(value)})
+    return value
+
+
+# --- master key rotation ----------------------------------------------------------------------
+
+@dataclass
+class RotationReport:
+    rotated: int = 0
+    already_current: int = 0
+    failed: int = 0
+
+
+def master_key_rotate(*, actor: Any = None, batch_size: int = 200) -> RotationReport:
+    """Re-encrypt every secret under the current key: idempotent, resumable, batch by batch."""
+    ring = keyring()
+    current = key_fingerprint(ring.current)
+    report = RotationReport()
+    report.already_current = SecretRecord.objects.filter(key_id=current).count()
+    failed_ids: set[Any] = set()
+    while True:
+        with transaction.atomic():
+            batch = list(SecretRecord.objects.select_for_update()
+                         .exclude(key_id=current).exclude(pk__in=failed_ids).order_by("pk")[:batch_size])
+            if not batch:
+                break
+            for record in batch:
+                try:
+                    record.ciphertext = ring.multi.rotate(record.ciphertext.encode("ascii")).decode("ascii")
+                except Exception:  # InvalidToken or corrupt data: count it, keep going
+                    logger.warning("secret record %s cannot be decrypted by any key; left as is", record.pk)
+                    failed_ids.add(record.pk)
+                    report.failed += 1
+                    continue
+                record.key_id = current
+                record.save(update_fields=["ciphertext", "key_id", "updated_at"])
+                report.rotated += 1
+    key_check_reencrypt(ring)
+    audit_record(action="master_key.rotate", target="secrets", target_type="secret_store", actor=actor,
+                 outcome="success" if not report.failed else "failure",
+                 reason="" if not report.failed else f"{report.failed} records could not be decrypted",
+                 details={"rotated": report.rotated, "already_current": report.already_current,
+                          "failed": report.failed, "key_id": current})
+    return report
+
+
+def credential_field_check(connection_type: str, field: str, value: Any) -> list[str]:
+    """One field's problems (the admin form validates field by field with this)."""
+    spec = get_type(connection_type).field_map.get(field)
+    return ["unknown field"] if spec is None else check_value(spec, value)

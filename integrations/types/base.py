@@ -1,0 +1,99 @@
+"""What a connection type declares: its fields (required, secret, default, validator), its
+cross-field rules, its webhook signature scheme and (later) its health check.
+
+Adding a type means adding one module beside this one and listing it in `__init__.py`.
+Validators raise `ValueError` with the rule in words; the service turns those into 422s
+that name the field.
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+Validator = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: str = "string"  # string | integer | boolean | url | list
+    required: bool = False
+    secret: bool = False
+    default: Any = None
+    choices: tuple[str, ...] | None = None
+    help: str = ""
+    validators: tuple[Validator, ...] = ()
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "required": self.required, "secret": self.secret,
+                "default": self.default, "choices": list(self.choices) if self.choices else None,
+                "help": self.help}
+
+
+@dataclass(frozen=True)
+class ConnectionType:
+    name: str
+    label: str
+    fields: tuple[FieldSpec, ...]
+    description: str = ""
+    # Name of the scheme in webhooks.verifiers that checks this type's deliveries.
+    webhook_scheme: str | None = None
+    # Cross-field rules: values (defaults applied) → {field: [rule, ...]}.
+    rules: Callable[[Mapping[str, Any]], dict[str, list[str]]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def field_map(self) -> dict[str, FieldSpec]:
+        return {f.name: f for f in self.fields}
+
+    @property
+    def secret_field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.secret)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.label, "description": self.description,
+                "webhook_scheme": self.webhook_scheme, "fields": [f.describe() for f in self.fields]}
+
+
+# --- validators -------------------------------------------------------------------------------
+
+def _is_loopback_host(host: str) -> bool:
+    if host in {"localhost", "localhost.localdomain"} or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def http_url(value: Any) -> None:
+    parsed = urlparse(value)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    if parsed.username or parsed.password:
+        raise ValueError("must not carry credentials in the URL; use the secret fields")
+
+
+def https_url_unless_loopback(value: Any) -> None:
+    http_url(value)
+    parsed = urlparse(value)
+    if parsed.scheme != "https" and not _is_loopback_host(parsed.hostname or ""):
+        raise ValueError("must use https:// (plain http:// is allowed only for loopback hosts)")
+
+
+def port_number(value: Any) -> None:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a port number between 1 and 65535")
+
+
+def hostname(value: Any) -> None:
+    if not value or any(c.isspace() for c in value) or "/" in value:
+        raise ValueError("must be a host name or IP address")
+
+
+def header_name(value: Any) -> None:
+    if not value or not all(c.isalnum() or c in "-_" for c in value):
+        raise ValueError("must be an HTTP header name (letters, digits, '-' and '_')")
