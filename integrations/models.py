@@ -52,6 +52,9 @@ class Connection(models.Model):
     health_consecutive_failures = models.PositiveIntegerField(default=0)
     health_last_error = models.CharField(max_length=500, blank=True)
     health_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    # The prober claims a due connection with a conditional UPDATE on these (claim, then act).
+    health_next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    health_probe_lease_until = models.DateTimeField(null=True, blank=True)
 
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -139,3 +142,47 @@ class ConcurrencyLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}:{self.token}"
+
+
+class HealthEvent(models.Model):
+    """One health result and the smoothed status it led to; a short bounded history per connection."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="health_events")
+    checked_at = models.DateTimeField()
+    result_status = models.CharField(max_length=16, choices=Connection.HealthStatus.choices)
+    status = models.CharField(max_length=16, choices=Connection.HealthStatus.choices)
+    previous_status = models.CharField(max_length=16, choices=Connection.HealthStatus.choices)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [models.Index(fields=["connection", "-checked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} {self.previous_status}->{self.status} @ {self.checked_at:%Y-%m-%d %H:%M:%S}"
+
+
+class TunnelState(models.Model):
+    """The one tunnel: web processes record the desired state, the single owner runs the agent."""
+
+    class Desired(models.TextChoices):
+        RUNNING = "running", "Running"
+        STOPPED = "stopped", "Stopped"
+
+    class Status(models.TextChoices):
+        STOPPED = "stopped", "Stopped"
+        STARTING = "starting", "Starting"
+        RUNNING = "running", "Running"
+        ERROR = "error", "Error"
+
+    desired = models.CharField(max_length=16, choices=Desired.choices, default=Desired.STOPPED)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.STOPPED)
+    public_url = models.CharField(max_length=500, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    owner = models.CharField(max_length=200, blank=True, help_text="host:pid of the process running the agent")
+    owner_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"tunnel {self.status} (desired {self.desired})"
