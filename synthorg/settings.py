@@ -139,6 +139,7 @@ INSTALLED_APPS = [
     "oauthflow",
     "webhooks",
     "catalog",
+    "providers",
 ]
 
 MIDDLEWARE = [

@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("oauthflow.api.urls")),
     path("", include("webhooks.api.urls")),
     path("", include("catalog.api.urls")),
+    path("", include("providers.api.urls")),
 ]
 
 urlpatterns = [
