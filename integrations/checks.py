@@ -1,14 +1,55 @@
-"""System checks for the secret backend: the service must not start without a usable key."""
+"""System checks for the secret backend: the service must not start without a usable key.
+
+They run in `manage.py check`, in `runserver`, and through `synthorg.startup.check_or_exit()`
+at every web/worker/beat boot.
+"""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core import checks
+from django.db import DatabaseError, connection
 
-from integrations.secrets.keys import MasterKeyError, load_keyring
+from integrations.secrets.keys import Keyring, MasterKeyError, load_keyring
 from synthorg.config import ConfigInvalid, get_config
 
+logger = logging.getLogger(__name__)
+
 STUB_BACKENDS = {"secret_manager_vault", "secret_manager_cloud_a", "secret_manager_cloud_b"}
+
+
+def _key_check_problem(ring: Keyring) -> checks.CheckMessage | None:
+    """An Error when a stored key-check value exists that this keyring cannot decrypt.
+
+    Without it a mistyped key would start, write new secrets beside unreadable old ones,
+    and leave a database encrypted under two keys nobody can tell apart.
+    """
+    from integrations.models import KeyCheck
+    from integrations.secrets.fernet import key_check_passes
+
+    try:
+        # Before `migrate` the table does not exist; introspection (not a failing query)
+        # keeps an enclosing PostgreSQL transaction usable.
+        if KeyCheck._meta.db_table not in connection.introspection.table_names():
+            return None
+        passes = key_check_passes(ring)
+    except (DatabaseError, RuntimeError) as exc:
+        # No database to ask (`check` on a build machine; RuntimeError is how pytest-django
+        # blocks database access in tests without it): commands that need the database fail
+        # loudly on their own, and the key check runs again at the next start.
+        logger.warning("key check skipped: the database is unavailable (%s)", type(exc).__name__)
+        return None
+    if passes is False:
+        return checks.Error(
+            f"The master keyring (from {ring.env_name} and the previous-keys variable) cannot decrypt "
+            "the stored key-check value: the key is wrong, or the key that encrypted the stored "
+            "secrets is missing.",
+            hint=f"Set {ring.env_name} to the key this database was encrypted with; during a rotation put the "
+                 "old key in the previous-keys variable (default SYNTHORG_PREVIOUS_MASTER_KEYS).",
+            id="integrations.E003",
+        )
+    return None
 
 
 @checks.register("synthorg")
@@ -24,11 +65,21 @@ def check_secret_backend(app_configs: Any = None, **kwargs: Any) -> list[checks.
             id="integrations.E002",
         )]
     try:
-        load_keyring()
+        ring = load_keyring()
     except MasterKeyError as exc:
+        if backend.backend_type == "env_var":
+            # Connection secrets come from the environment; only OAuth tokens and provider
+            # credentials need the key, and they fail clearly when used without it.
+            return [checks.Warning(
+                f"Master key problem: {exc}.",
+                hint="With the env_var backend connection secrets need no key, but OAuth tokens and embedded "
+                     "provider credentials are still encrypted with it and cannot be stored without it.",
+                id="integrations.W001",
+            )]
         return [checks.Error(
             f"Master key problem: {exc}.",
             hint="Connection secrets and OAuth tokens are encrypted with it; the service will not start without it.",
             id="integrations.E001",
         )]
-    return []
+    problem = _key_check_problem(ring)
+    return [problem] if problem else []
