@@ -7,3 +7,13 @@ class ProvidersConfig(AppConfig):
     name = "providers"
     verbose_name = "Providers"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from integrations.dependants import Dependant, register
+        from providers import selectors, services
+
+        # Deleting a referenced connection is refused (409 naming the providers) unless forced;
+        # forced, the providers are deleted through provider_delete (audited), see its docstring.
+        register("providers", Dependant(label="provider configs",
+                                        list_names=selectors.provider_names_for_connection,
+                                        remove=services.provider_remove_for_connection))
