@@ -325,6 +325,19 @@ def secret_reveal(*, name: str, field: str, user: Any, request: HttpRequest | No
                      actor=user, request=request, details={"field": field})
         return RevealDenied()
 
+    rate = get_config().integrations.connections.reveal_rate_per_minute
+    if rate:
+        # Per user, so one noisy client cannot lock others out; checked first so a throttled
+        # caller learns nothing else. The refusal is an attempt too, so it is audited.
+        from integrations.ratelimit import RateLimitExceeded, get_rate_limiter
+
+        try:
+            # burst = rate - 1: "N per minute" admits N at once, then refills at N per minute.
+            get_rate_limiter().acquire(f"reveal:{user.pk}", rpm=rate, burst=rate - 1, wait=False)
+        except RateLimitExceeded:
+            audit_record(action="secret.reveal", target=name, target_type="connection", outcome="denied",
+                         reason="throttled", actor=user, request=request, details={"field": field})
+            raise
     if not user.has_perm("integrations.reveal_secret"):
         raise deny("permission")
     connection = selectors.connection_find(name)

@@ -23,10 +23,8 @@ from integrations.api.serializers import (
     SecretRevealOutputSerializer,
 )
 from integrations.models import Connection
-from integrations.ratelimit import get_rate_limiter
 from integrations.types import REGISTRY
 from synthorg.api.pagination import Pagination
-from synthorg.config import get_config
 from synthorg.errors import SynthorgError
 
 NAME_PARAMETER = OpenApiParameter("name", str, OpenApiParameter.PATH, description="connection name")
@@ -107,9 +105,6 @@ class SecretRevealApi(APIView):
         responses=SecretRevealOutputSerializer, tags=["connections"],
     )
     def get(self, request: Request, name: str, field: str) -> Response:
-        rate = get_config().integrations.connections.reveal_rate_per_minute
-        if rate:
-            get_rate_limiter().acquire(f"reveal:{request.user.pk}", rpm=rate, burst=0, wait=False)
         value = services.secret_reveal(name=name, field=field, user=request.user, request=request._request)
         response = Response({"field": field, "value": value})
         response["Cache-Control"] = "no-store"
