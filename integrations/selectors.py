@@ -1,10 +1,15 @@
 """Reads of connections: by name (case-insensitive), lists, and what probes need."""
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import re
 
-from integrations.models import Connection
+from django.db.models import QuerySet
+from django.db.models.functions import Lower
+
+from integrations.models import CONNECTION_NAME_PATTERN, Connection
 from synthorg.errors import NotFound
+
+_NAME_RE = re.compile(CONNECTION_NAME_PATTERN)
 
 
 def connection_list(*, connection_type: str | None = None) -> QuerySet[Connection]:
@@ -14,12 +19,19 @@ def connection_list(*, connection_type: str | None = None) -> QuerySet[Connectio
     return qs
 
 
+def _lookup(name: str) -> Connection | None:
+    # A name that cannot exist is not looked up (NUL bytes and the like never reach the database).
+    if not _NAME_RE.match(name):
+        return None
+    return Connection.objects.annotate(lower_name=Lower("name")).filter(lower_name=name.lower()).first()
+
+
 def connection_get(name: str) -> Connection:
-    connection = Connection.objects.filter(name__iexact=name).first()
+    connection = _lookup(name)
     if connection is None:
         raise NotFound(f"No connection named {name!r}.", code="connection_not_found")
     return connection
 
 
 def connection_find(name: str) -> Connection | None:
-    return Connection.objects.filter(name__iexact=name).first()
+    return _lookup(name)

@@ -91,6 +91,16 @@ class WebhooksConfig:
     max_payload_bytes: int = _spec(1_000_000, min=1, max=100_000_000)
     verify_signatures: bool = _spec(True)
     receipt_retention_days: int = _spec(7, min=0, max=3650)
+    # Requests per minute from one source address, checked before the body is read (0 = off).
+    flood_rpm_per_ip: int = _spec(600, min=0, max=1_000_000)
+    # The outbox sweep: how often it runs, and after how long a claimed publication (or a
+    # workflow run) counts as stuck and is enqueued again. Keep it below the broker's
+    # visibility timeout, so recovery never waits on the broker.
+    publish_sweep_interval_seconds: int = _spec(30, min=1, max=3600)
+    publish_stuck_seconds: int = _spec(120, min=1, max=3000)
+    workflow_max_attempts: int = _spec(5, min=1, max=50)
+    # Rejected or duplicate requests kept as samples per connection, reason and minute.
+    rejection_samples_per_minute: int = _spec(5, min=0, max=1000)
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,16 @@ class HealthConfig:
     degraded_threshold: int = _spec(1, min=1, max=100)
     timeout_seconds: int = _spec(10, min=1, max=120)
     history_length: int = _spec(50, min=1, max=1000)
+    # How often beat runs the sweep that claims due connections (each keeps its own interval).
+    sweep_interval_seconds: int = _spec(30, min=1, max=3600)
+    # Connections per probe task, and concurrent probes (threads) inside one task.
+    probe_chunk_size: int = _spec(50, min=1, max=1000)
+    probe_threads: int = _spec(50, min=1, max=500)
+    # The on-demand check returns a result at most this old without probing again.
+    fresh_result_seconds: int = _spec(30, min=0, max=3600)
+    # GitHub Enterprise Server hosts the github check may send a token to, besides
+    # api.github.com, *.github.com and *.ghe.com.
+    github_allowed_hosts: list[str] = _spec([])
 
 
 @dataclass(frozen=True)
@@ -130,11 +150,24 @@ class RateLimitConfig:
 class TunnelConfig:
     enabled: bool = _spec(False)
     auth_token_env: str = _spec("NGROK_AUTHTOKEN", pattern=ENV_VAR_NAME)
+    # The local port the tunnel forwards to (the web server's).
+    local_port: int = _spec(8000, min=1, max=65535)
+    # The agent executable; empty = `ngrok` on PATH. pyngrok is never allowed to download one.
+    ngrok_path: str = _spec("")
+    startup_timeout_seconds: int = _spec(15, min=1, max=120)
 
 
 @dataclass(frozen=True)
 class MCPCatalogConfig:
     enabled: bool = _spec(True)
+    # Filesystem installs may only expose directories under these absolute roots ([] = none).
+    filesystem_allowed_roots: list[str] = _spec([])
+    # Bound on one verify (launch, initialize, list tools).
+    verify_timeout_seconds: int = _spec(30, min=1, max=600)
+    # When set, npm entries launch from this pre-installed node_modules (offline) instead of npx.
+    node_modules_dir: str = _spec("")
+    # Browser entries (Puppeteer) use this Chromium; they never download one.
+    chromium_path: str = _spec("/usr/bin/chromium")
 
 
 @dataclass(frozen=True)

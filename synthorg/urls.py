@@ -27,3 +27,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
 ]
+
+handler404 = "synthorg.views.json_not_found"
+handler500 = "synthorg.views.json_server_error"

@@ -51,3 +51,10 @@ def test_readyz_503_when_database_unreachable(client: Any, monkeypatch: Any) -> 
 @pytest.mark.django_db
 def test_probes_refuse_writes(client: Any) -> None:
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.django_db
+def test_unknown_api_url_answers_json_404(client: Any) -> None:
+    response = client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
