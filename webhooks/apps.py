@@ -7,3 +7,15 @@ class WebhooksConfig(AppConfig):
     name = "webhooks"
     verbose_name = "Webhooks"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from synthorg import bus, periodic
+        from webhooks import checks  # noqa: F401  (registers checks)
+        from webhooks.bus_store import DatabaseBusStore
+        from webhooks.services import strategy_register
+
+        bus.set_store(DatabaseBusStore())
+        strategy_register()
+        periodic.register("webhooks-publication-sweep", "webhooks.publication_sweep",
+                          lambda cfg: cfg.integrations.webhooks.publish_sweep_interval_seconds)
+        periodic.register("webhooks-retention", "webhooks.deliveries_prune", lambda cfg: 3600)

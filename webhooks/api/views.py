@@ -1,0 +1,145 @@
+"""Webhooks API: activity, trigger rules, workflow runs, signing-secret rotation (thin views)."""
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from integrations import selectors as connection_selectors
+from integrations.api.permissions import StaffOrModelPermission
+from synthorg.api.pagination import Pagination
+from synthorg.errors import NotFound
+from webhooks import selectors, services
+from webhooks.api.serializers import (
+    ActivityOutputSerializer,
+    ActivityQuerySerializer,
+    SigningSecretRotateInputSerializer,
+    SigningSecretRotateOutputSerializer,
+    TriggerRuleInputSerializer,
+    TriggerRuleOutputSerializer,
+    TriggerRuleUpdateInputSerializer,
+    WorkflowRunFilterSerializer,
+    WorkflowRunOutputSerializer,
+)
+from webhooks.models import TriggerRule, WorkflowRun
+
+PAYLOAD_PERMISSION = "webhooks.view_delivery_payload"
+NAME = OpenApiParameter("connection_name", str, OpenApiParameter.PATH, description="connection name")
+ID = OpenApiParameter("pk", int, OpenApiParameter.PATH, description="id")
+
+
+class WebhookActivityApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(parameters=[NAME, ActivityQuerySerializer], responses=ActivityOutputSerializer, tags=["webhooks"])
+    def get(self, request: Request, connection_name: str) -> Response:
+        query = ActivityQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        include_payload = query.validated_data["include_payload"]
+        if include_payload and not request.user.has_perm(PAYLOAD_PERMISSION):
+            raise PermissionDenied("Viewing payloads needs the webhooks.view_delivery_payload permission.")
+        connection = connection_selectors.connection_get(connection_name)
+        entries = selectors.delivery_activity(connection=connection, limit=query.validated_data["limit"],
+                                              include_payload=include_payload)
+        return Response(ActivityOutputSerializer({"connection": connection.name, "results": entries}).data)
+
+
+class TriggerRuleListCreateApi(GenericAPIView):
+    permission_classes = [StaffOrModelPermission]
+    permission_model = TriggerRule
+    pagination_class = Pagination
+    serializer_class = TriggerRuleOutputSerializer
+    error_statuses = (422,)
+
+    @extend_schema(responses=TriggerRuleOutputSerializer(many=True), tags=["webhooks"])
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(selectors.trigger_rule_list())
+        return self.get_paginated_response(TriggerRuleOutputSerializer(page, many=True).data)
+
+    @extend_schema(request=TriggerRuleInputSerializer, responses={201: TriggerRuleOutputSerializer}, tags=["webhooks"])
+    def post(self, request: Request) -> Response:
+        serializer = TriggerRuleInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rule = services.trigger_rule_create(data=serializer.validated_data, actor=request.user,
+                                            request=request._request)
+        return Response(TriggerRuleOutputSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+def _rule(pk: int) -> TriggerRule:
+    rule = selectors.trigger_rule_list().filter(pk=pk).first()
+    if rule is None:
+        raise NotFound("Trigger rule not found.", code="trigger_rule_not_found")
+    return rule
+
+
+class TriggerRuleDetailApi(APIView):
+    permission_classes = [StaffOrModelPermission]
+    permission_model = TriggerRule
+    error_statuses = (422,)
+
+    @extend_schema(parameters=[ID], responses=TriggerRuleOutputSerializer, tags=["webhooks"])
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(TriggerRuleOutputSerializer(_rule(pk)).data)
+
+    @extend_schema(parameters=[ID], request=TriggerRuleUpdateInputSerializer, responses=TriggerRuleOutputSerializer,
+                   tags=["webhooks"])
+    def patch(self, request: Request, pk: int) -> Response:
+        serializer = TriggerRuleUpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        _rule(pk)
+        rule = services.trigger_rule_update(rule_id=pk, data=serializer.validated_data, actor=request.user,
+                                            request=request._request)
+        return Response(TriggerRuleOutputSerializer(rule).data)
+
+    @extend_schema(parameters=[ID], responses={204: None}, tags=["webhooks"])
+    def delete(self, request: Request, pk: int) -> Response:
+        _rule(pk)
+        services.trigger_rule_delete(rule_id=pk, actor=request.user, request=request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WorkflowRunListApi(GenericAPIView):
+    permission_classes = [IsAuthenticated]
+    pagination_class = Pagination
+    serializer_class = WorkflowRunOutputSerializer
+
+    @extend_schema(parameters=[WorkflowRunFilterSerializer], responses=WorkflowRunOutputSerializer(many=True),
+                   tags=["webhooks"])
+    def get(self, request: Request) -> Response:
+        filters = WorkflowRunFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        page = self.paginate_queryset(selectors.workflow_run_list(**filters.validated_data))
+        return self.get_paginated_response(WorkflowRunOutputSerializer(page, many=True).data)
+
+
+class WorkflowRunDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(parameters=[ID], responses=WorkflowRunOutputSerializer, tags=["webhooks"])
+    def get(self, request: Request, pk: int) -> Response:
+        run = WorkflowRun.objects.filter(pk=pk).first()
+        if run is None:
+            raise NotFound("Workflow run not found.", code="workflow_run_not_found")
+        return Response(WorkflowRunOutputSerializer(run).data)
+
+
+class SigningSecretRotateApi(APIView):
+    permission_classes = [IsAdminUser]
+    error_statuses = (422,)
+
+    @extend_schema(parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH, description="connection name")],
+                   request=SigningSecretRotateInputSerializer, responses=SigningSecretRotateOutputSerializer,
+                   tags=["connections"])
+    def post(self, request: Request, name: str) -> Response:
+        serializer = SigningSecretRotateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.signing_secret_rotate(name=name, **serializer.validated_data, actor=request.user,
+                                                request=request._request)
+        return Response(SigningSecretRotateOutputSerializer({
+            "connection": result.connection_name, "previous_valid_until": result.previous_valid_until,
+            "secret": result.generated_secret}).data)

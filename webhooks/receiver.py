@@ -1,0 +1,309 @@
+"""The receiver's steps after the body is read: signature, freshness and replay, rate limit,
+body, store. The view does the flood guard and the size rule (they come before the body).
+
+Every refusal for "who are you" reasons (unknown connection, no signing secret, a type
+without a verifier, a bad, missing or stale signature) is the same 401 with the same body;
+the real reason goes to the rejection counters, the bounded sample and the server log.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from integrations import selectors, services
+from integrations.models import Connection
+from integrations.ratelimit import RateLimitExceeded, get_rate_limiter
+from integrations.secrets import fernet
+from integrations.secrets.base import SecretUnavailable
+from integrations.types import get_type
+from synthorg.config import get_config
+from webhooks.models import Delivery, WebhookEndpoint
+from webhooks.rejections import rejection_record
+from webhooks.verifiers import VerificationResult, get_verifier
+from webhooks.verifiers.base import body_replay_key
+
+logger = logging.getLogger(__name__)
+
+UNAUTHORIZED_BODY: Mapping[str, str] = {"detail": "The request could not be authenticated.",
+                                        "code": "webhook_unauthorized"}
+AUTO_EVENT_TYPE = "auto"
+UNKNOWN_EVENT = "unknown"
+# Headers kept with a delivery: routing and provenance, never signatures.
+KEPT_HEADERS = (
+    "content-type", "user-agent", "x-github-event", "x-github-delivery", "x-github-hook-id",
+    "x-github-hook-installation-target-type", "x-slack-request-timestamp", "x-slack-retry-num",
+    "x-slack-retry-reason", "webhook-id", "webhook-timestamp",
+)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the view answers: a status, a JSON body and extra headers."""
+
+    status: int
+    body: Mapping[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delivery_id: int | None = None
+
+
+def unauthorized(*, connection: Connection | None, connection_name: str, reason: str, path_event_type: str,
+                 remote_ip: str | None) -> Receipt:
+    logger.warning("webhook refused for connection %r: %s (from %s)", connection_name, reason, remote_ip)
+    rejection_record(connection=connection, connection_name=connection_name, reason=reason, status=401,
+                     path_event_type=path_event_type, remote_ip=remote_ip)
+    return Receipt(401, UNAUTHORIZED_BODY)
+
+
+def signing_secrets(connection: Connection, now: datetime) -> list[bytes]:
+    """[current, previous]: the previous secret only while its rotation grace lasts."""
+    current = services.connection_secrets(connection).get("signing_secret") or ""
+    previous = ""
+    endpoint = WebhookEndpoint.objects.filter(connection=connection, previous_valid_until__gt=now).first()
+    if endpoint is not None and endpoint.previous_secret_ciphertext:
+        previous = fernet.decrypt(endpoint.previous_secret_ciphertext).get("signing_secret") or ""
+    return [current.encode("utf-8"), previous.encode("utf-8")]
+
+
+def scheme_for(connection: Connection) -> tuple[str | None, dict[str, Any]]:
+    """The verifier scheme and its options for this connection (generic_http chooses per connection)."""
+    try:
+        ctype = get_type(connection.connection_type)
+    except KeyError:
+        return None, {}
+    scheme = ctype.webhook_scheme
+    config = connection.config or {}
+    if connection.connection_type == "generic_http":
+        scheme = config.get("signature_scheme") or "generic_hmac"
+        if scheme == "generic_hmac":
+            return scheme, {
+                "header": config.get("signature_header") or "X-Signature",
+                "prefix": config.get("signature_prefix") or "",
+                "encoding": config.get("signature_encoding") or "hex",
+                "timestamp_header": config.get("timestamp_header") or None,
+                "event_header": config.get("event_header") or None,
+            }
+    return scheme, {}
+
+
+def _reject_constant(value: str) -> Any:
+    raise ValueError(f"{value} is not JSON")
+
+
+def parse_body(body: bytes, content_type: str) -> dict[str, Any] | None:
+    """A JSON object, or a form body (Slack, GitHub's form option); None when neither."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if media == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=1000)
+        except ValueError:
+            return None
+        fields: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in fields:
+                existing = fields[key]
+                fields[key] = [*existing, value] if isinstance(existing, list) else [existing, value]
+            else:
+                fields[key] = value
+        if set(fields) == {"payload"} and isinstance(fields["payload"], str):
+            # Slack interactivity and GitHub's form content type: one `payload` field of JSON.
+            return _json_object(fields["payload"])
+        return fields or None
+    return _json_object(text)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    return value
+
+
+def provider_event_name(connection_type: str, scheme: str | None, result: VerificationResult,
+                        payload: Mapping[str, Any]) -> str:
+    if result.event_name:
+        return result.event_name
+    if connection_type == "slack":
+        event = payload.get("event")
+        if (payload.get("type") == "event_callback" and isinstance(event, Mapping)
+                and isinstance(event.get("type"), str)):
+            return event["type"]
+        if isinstance(payload.get("type"), str):
+            return payload["type"]
+        if isinstance(payload.get("command"), str):
+            return "slash_command"
+        return ""
+    if isinstance(payload.get("type"), str):
+        return payload["type"]
+    return ""
+
+
+def _provider_delivery_id(result: VerificationResult, payload: Mapping[str, Any]) -> str:
+    value = result.message_id or result.unsigned_delivery_id or payload.get("event_id") or ""
+    return str(value)[:200]
+
+
+def _kept_headers(headers: Mapping[str, str], options: Mapping[str, Any]) -> dict[str, str]:
+    names = set(KEPT_HEADERS)
+    for key in ("event_header", "timestamp_header"):
+        if options.get(key):
+            names.add(str(options[key]).lower())
+    return {name.lower(): value[:500] for name, value in headers.items() if name.lower() in names}
+
+
+def _duplicate(connection: Connection, delivery_pk: int, *, path_event_type: str, remote_ip: str | None) -> Receipt:
+    Delivery.objects.filter(pk=delivery_pk).update(duplicates=F("duplicates") + 1)
+    rejection_record(connection=connection, connection_name=connection.name, reason="duplicate", status=200,
+                     path_event_type=path_event_type, remote_ip=remote_ip, outcome="duplicate",
+                     delivery_id=delivery_pk)
+    return Receipt(200, {"status": "duplicate", "delivery_id": delivery_pk}, delivery_id=delivery_pk)
+
+
+def delivery_receive(*, connection_name: str, path_event_type: str, body: bytes, headers: Mapping[str, str],
+                     content_type: str, remote_ip: str | None, now: float | None = None) -> Receipt:
+    """Steps 2-6 of the receiver on the raw body; the caller enforced the flood guard and size."""
+    cfg = get_config().integrations.webhooks
+    unix_now = time.time() if now is None else now
+    received_at = timezone.now() if now is None else datetime.fromtimestamp(unix_now, tz=timezone.utc)
+
+    def refuse(reason: str, connection: Connection | None = None) -> Receipt:
+        return unauthorized(connection=connection, connection_name=connection_name, reason=reason,
+                            path_event_type=path_event_type, remote_ip=remote_ip)
+
+    # 2. signature
+    connection = selectors.connection_find(connection_name)
+    if connection is None:
+        return refuse("unknown_connection")
+    scheme, options = scheme_for(connection)
+    if scheme is None:
+        return refuse("no_verifier", connection)
+    try:
+        verifier = get_verifier(scheme)
+    except KeyError:
+        return refuse("no_verifier", connection)
+    verify = cfg.verify_signatures
+    if not verify and not settings.SYNTHORG_DEV:
+        # The system check stops startup on this; a running process still never skips verification.
+        logger.error("integrations.webhooks.verify_signatures is false outside development mode; verifying anyway")
+        verify = True
+    if verify:
+        try:
+            secrets = signing_secrets(connection, received_at)
+        except SecretUnavailable:
+            logger.exception("signing secret of connection %s cannot be read", connection.pk)
+            return refuse("secret_unavailable", connection)
+        result = verifier.verify(body=body, headers=headers, secrets=secrets, options=options, now=unix_now,
+                                 tolerance_seconds=cfg.replay_window_seconds)
+        if not result.ok:
+            # 3 (freshness) is part of the verifier: stale/future timestamps land here too.
+            return refuse(result.reason, connection)
+        replay_key = result.replay_key or body_replay_key(body)
+        matched = "current" if result.secret_index == 0 else "previous"
+        outcome = Delivery.Outcome.ACCEPTED
+    else:
+        result = VerificationResult(ok=True, replay_key=body_replay_key(body))
+        replay_key = body_replay_key(body)
+        matched = "none"
+        outcome = Delivery.Outcome.ACCEPTED_UNVERIFIED
+
+    # 3. replays: a fast look-up here, the unique constraint at the insert is the authority.
+    existing = (Delivery.objects.filter(connection=connection, replay_key=replay_key)
+                .values_list("pk", flat=True).first())
+    if existing is not None:
+        return _duplicate(connection, existing, path_event_type=path_event_type, remote_ip=remote_ip)
+
+    # 4. rate limit per connection, shared by every process through the limiter's store.
+    if cfg.rate_limit_rpm:
+        try:
+            get_rate_limiter().acquire(f"webhook:{connection.pk}", rpm=cfg.rate_limit_rpm, wait=False)
+        except RateLimitExceeded as exc:
+            rejection_record(connection=connection, connection_name=connection.name, reason="rate_limited",
+                             status=429, path_event_type=path_event_type, remote_ip=remote_ip)
+            return Receipt(429, {"detail": "Too many deliveries for this connection; retry later.",
+                                 "code": "rate_limited"},
+                           {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))})
+
+    # 5. body
+    payload = parse_body(body, content_type)
+    if payload is None:
+        rejection_record(connection=connection, connection_name=connection.name, reason="malformed_body",
+                         status=400, path_event_type=path_event_type, remote_ip=remote_ip)
+        return Receipt(400, {"detail": "The body must be a JSON object or a form-encoded body.",
+                             "code": "malformed_body"})
+    if connection.connection_type == "slack" and payload.get("type") == "url_verification":
+        challenge = payload.get("challenge")
+        if isinstance(challenge, str):
+            return Receipt(200, {"challenge": challenge})
+
+    # 6. store, then answer
+    event_name = provider_event_name(connection.connection_type, scheme, result, payload)[:200]
+    event_type = (event_name or UNKNOWN_EVENT) if path_event_type == AUTO_EVENT_TYPE else path_event_type
+    delivery = Delivery(
+        connection=connection, connection_name=connection.name, connection_type=connection.connection_type,
+        event_type=event_type, event_name=event_name, path_event_type=path_event_type,
+        provider_delivery_id=_provider_delivery_id(result, payload), replay_key=replay_key,
+        signed_timestamp=result.signed_timestamp, matched_secret=matched, outcome=outcome,
+        headers=_kept_headers(headers, options), content_type=content_type[:100], body=body, payload=payload,
+        remote_ip=remote_ip, received_at=received_at,
+    )
+    try:
+        with transaction.atomic():
+            delivery.save(force_insert=True)
+            transaction.on_commit(lambda: publication_enqueue(delivery.pk))
+    except IntegrityError:
+        # Another process stored the same (connection, replay key) between our look-up and insert.
+        existing = Delivery.objects.filter(connection=connection, replay_key=replay_key).values_list(
+            "pk", flat=True).first()
+        if existing is None:
+            raise
+        return _duplicate(connection, existing, path_event_type=path_event_type, remote_ip=remote_ip)
+    logger.info("webhook accepted: connection %s event %s delivery %s (secret %s)", connection.pk, event_type,
+                delivery.pk, matched)
+    return Receipt(202, {"status": "accepted", "delivery_id": delivery.pk}, delivery_id=delivery.pk)
+
+
+def publication_enqueue(delivery_id: int) -> bool:
+    """Hand the delivery to Celery; when the broker is down the outbox sweep publishes it later."""
+    from kombu.exceptions import OperationalError
+
+    from webhooks.tasks import delivery_publish_task
+
+    try:
+        # retry=False: a dead broker must cost the sender milliseconds, not kombu's retry loop.
+        delivery_publish_task.apply_async((delivery_id,), retry=False)
+    except (OperationalError, OSError) as exc:
+        logger.warning("broker unavailable, delivery %s left to the outbox sweep: %s", delivery_id, exc)
+        return False
+    return True
+
+
+def flood_guard(*, remote_ip: str | None) -> Receipt | None:
+    """Step 0: the per-source-address limit, before the body is read."""
+    rpm = get_config().integrations.webhooks.flood_rpm_per_ip
+    if not rpm or not remote_ip:
+        return None
+    try:
+        get_rate_limiter().acquire(f"webhook-ip:{remote_ip}", rpm=rpm, wait=False)
+    except RateLimitExceeded as exc:
+        rejection_record(connection=None, connection_name="", reason="flood", status=429, path_event_type="",
+                         remote_ip=remote_ip)
+        return Receipt(429, {"detail": "Too many requests from this address; retry later.", "code": "rate_limited"},
+                       {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))})
+    return None

@@ -1,0 +1,84 @@
+"""The webhook receiver: unauthenticated, so it protects itself.
+
+A plain Django view (no DRF, no session, CSRF-exempt): it reads the body itself, in chunks,
+so a body over ``max_payload_bytes`` is refused with 413 after at most one chunk past the
+limit, before Django's own DATA_UPLOAD_MAX_MEMORY_SIZE could turn it into a 400.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from synthorg.config import get_config
+from webhooks import receiver
+from webhooks.rejections import rejection_record
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BYTES = 64 * 1024
+TOO_LARGE = {"detail": "The request body is too large.", "code": "payload_too_large"}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def read_body(request: HttpRequest, limit: int) -> bytes:
+    """The raw body, never more than ``limit`` bytes; ``BodyTooLarge`` as soon as it is passed."""
+    declared = request.META.get("CONTENT_LENGTH")
+    if declared:
+        try:
+            length = int(declared)
+        except ValueError:
+            length = -1
+        if length > limit:
+            raise BodyTooLarge
+        stream: Any = request  # Django's LimitedStream, bounded by Content-Length
+    elif request.META.get("wsgi.input_terminated"):
+        # Chunked transfer encoding (gunicorn): no length, so read the server's stream until it ends.
+        stream = request.META["wsgi.input"]
+    else:
+        return b""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        chunk = stream.read(min(CHUNK_BYTES, limit + 1 - size))
+        if not chunk:
+            return b"".join(parts)
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        parts.append(chunk)
+
+
+def _respond(receipt: receiver.Receipt) -> HttpResponse:
+    response = JsonResponse(dict(receipt.body), status=receipt.status)
+    for name, value in receipt.headers.items():
+        response[name] = value
+    return response
+
+
+@csrf_exempt
+@require_POST
+def webhook_receive(request: HttpRequest, connection_name: str, event_type: str) -> HttpResponse:
+    remote_ip = request.META.get("REMOTE_ADDR") or None
+    flooded = receiver.flood_guard(remote_ip=remote_ip)
+    if flooded is not None:
+        return _respond(flooded)
+    limit = get_config().integrations.webhooks.max_payload_bytes
+    try:
+        body = read_body(request, limit)
+    except BodyTooLarge:
+        rejection_record(connection=None, connection_name=connection_name, reason="payload_too_large", status=413,
+                         path_event_type=event_type, remote_ip=remote_ip)
+        response = JsonResponse(TOO_LARGE, status=413)
+        # The rest of the body stays unread: close the connection rather than drain it.
+        response["Connection"] = "close"
+        return response
+    return _respond(receiver.delivery_receive(
+        connection_name=connection_name, path_event_type=event_type, body=body, headers=request.headers,
+        content_type=request.META.get("CONTENT_TYPE", ""), remote_ip=remote_ip))
