@@ -3,7 +3,22 @@ from __future__ import annotations
 from django.apps import AppConfig
 
 
+def refresh_sweep_interval(config: object) -> float:
+    """Often enough that a token is seen at least three times inside the refresh threshold."""
+    threshold = config.integrations.oauth.auto_refresh_threshold_seconds  # type: ignore[attr-defined]
+    return float(max(5, min(60, threshold // 3)))
+
+
 class OAuthFlowConfig(AppConfig):
     name = "oauthflow"
     verbose_name = "OAuth 2.1"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from oauthflow import transport
+        from synthorg import periodic
+
+        transport.install()
+        periodic.register("oauth-token-manager", "oauthflow.tokens_refresh_due", refresh_sweep_interval)
+        periodic.register("oauth-states-purge", "oauthflow.states_purge",
+                          lambda cfg: float(cfg.integrations.oauth.state_expiry_seconds))
