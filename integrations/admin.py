@@ -1,0 +1,256 @@
+"""The connections admin: thin over `integrations.services`, and it never renders a secret.
+
+Adding is two steps: name and type first (`choose_type.html`), then the form that type's
+fields generate (`integrations.forms`). Saves, deletes and bulk deletes all go through
+the same services as the API, so they are validated, audited and cascade the same way.
+
+Extending: other capabilities add actions to `ConnectionAdmin.actions` and read-only
+fields to `ConnectionAdmin.state_fields` (shown in the "State" fieldset of the change form).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import ProtectedError, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+
+from integrations import dependants, services
+from integrations.forms import (
+    ConnectionForm,
+    ConnectionTypeChoiceForm,
+    connection_form_class,
+    type_field_names,
+)
+from integrations.models import Connection
+from integrations.types import REGISTRY, get_type
+from synthorg.errors import SynthorgError
+
+HEALTH_COLOURS = {
+    Connection.HealthStatus.HEALTHY: "#2e7d32",
+    Connection.HealthStatus.DEGRADED: "#ef6c00",
+    Connection.HealthStatus.UNHEALTHY: "#c62828",
+    Connection.HealthStatus.UNKNOWN: "#757575",
+}
+FORCE_PARAMETER = "force"
+
+
+def _force_requested(request: HttpRequest) -> bool:
+    return request.GET.get(FORCE_PARAMETER, "").lower() in {"1", "true", "yes"}
+
+
+class ConnectionTypeFilter(admin.SimpleListFilter):
+    title = "type"
+    parameter_name = "connection_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(t.name, t.label) for t in REGISTRY.values()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Connection]) -> QuerySet[Connection]:
+        value = self.value()
+        return queryset.filter(connection_type=value) if value else queryset
+
+
+def health_badge_html(status: str) -> str:
+    """A coloured badge that also says the status in words (colour is never the only signal)."""
+    label = Connection.HealthStatus(status).label if status in Connection.HealthStatus.values else status
+    colour = HEALTH_COLOURS.get(status, HEALTH_COLOURS[Connection.HealthStatus.UNKNOWN])
+    return format_html(
+        '<span class="health-badge health-{}" style="display:inline-block;padding:1px 8px;border-radius:8px;'
+        'color:#fff;background:{};font-weight:600">{}</span>', status, colour, label)
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    form = ConnectionForm
+    list_display = ["name", "connection_type", "health_badge", "health_checked_at", "updated_at"]
+    list_filter = [ConnectionTypeFilter, "health_status"]
+    search_fields = ["name", "connection_type"]
+    ordering = ["name"]
+    list_per_page = 50
+    actions: Sequence[Any] = ["delete_selected"]
+    # Read-only fields of the "State" fieldset; other capabilities append theirs here.
+    state_fields: Sequence[str] = ["health_badge", "health_checked_at", "health_last_error", "secret_backend",
+                                   "secret_fields_display", "created_at", "updated_at"]
+    readonly_fields: Sequence[str] = ()
+    choose_type_template = "admin/integrations/connection/choose_type.html"
+    delete_confirmation_template = "admin/integrations/connection/delete_confirmation.html"
+
+    # --- list ---------------------------------------------------------------------------------
+
+    @admin.display(description="health", ordering="health_status")
+    def health_badge(self, obj: Connection) -> str:
+        return health_badge_html(obj.health_status)
+
+    @admin.display(description="secret fields set")
+    def secret_fields_display(self, obj: Connection) -> str:
+        # Names only: values are never read here.
+        return ", ".join(obj.secret_fields) or "(none)"
+
+    # --- forms --------------------------------------------------------------------------------
+
+    def _chosen_type(self, request: HttpRequest, obj: Connection | None) -> str | None:
+        if obj is not None:
+            return obj.connection_type
+        chosen = request.GET.get("connection_type", "")
+        return chosen if chosen in REGISTRY else None
+
+    def get_form(self, request: HttpRequest, obj: Connection | None = None, change: bool = False,
+                 **kwargs: Any) -> type[ConnectionForm]:
+        type_name = self._chosen_type(request, obj)
+        if type_name is None:
+            return ConnectionForm
+        return connection_form_class(get_type(type_name), connection=obj, request=request)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Connection | None = None) -> Sequence[str]:
+        if obj is None:
+            return list(self.readonly_fields)
+        return ["name", "connection_type", *self.readonly_fields, *self.state_fields]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Connection | None = None) -> list[tuple[str | None, dict]]:
+        type_name = self._chosen_type(request, obj)
+        limits = ("Rate limit and health checks", {"fields": [
+            "rate_limit_rpm", "rate_limit_burst", "rate_limit_max_concurrent",
+            "health_check_enabled", "health_check_interval_seconds"]})
+        if type_name is None:
+            return [(None, {"fields": []})]
+        ctype = get_type(type_name)
+        fields_of_type = (f"{ctype.label} settings", {
+            "fields": type_field_names(ctype, add=obj is None),
+            "description": "Secret fields are write-only: leave them blank to keep the stored value."})
+        if obj is None:
+            return [(None, {"fields": ["name", "connection_type"]}), fields_of_type, limits,
+                    ("Metadata", {"fields": ["metadata"], "classes": ["collapse"]})]
+        return [(None, {"fields": ["name", "connection_type", "webhook_url"]}), fields_of_type, limits,
+                ("Metadata", {"fields": ["metadata"], "classes": ["collapse"]}),
+                ("State", {"fields": [*self.readonly_fields, *self.state_fields]})]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        # Only the name may be prefilled from the URL (step one); nothing else, and never a secret.
+        return {"name": request.GET["name"]} if "name" in request.GET else {}
+
+    @method_decorator(sensitive_post_parameters())
+    @sensitive_variables()
+    def add_view(self, request: HttpRequest, form_url: str = "",
+                 extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method == "GET":
+            chooser = ConnectionTypeChoiceForm(request.GET) if request.GET else None
+            if chooser is None or not chooser.is_valid():
+                return self.choose_type_view(request, chooser)
+        elif self._chosen_type(request, None) is None:
+            return self.choose_type_view(request, None)
+        ctype = get_type(request.GET["connection_type"])
+        extra = {**(extra_context or {}), "subtitle": f"{ctype.label} connection"}
+        return super().add_view(request, form_url, extra)
+
+    @method_decorator(sensitive_post_parameters())
+    @sensitive_variables()
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def choose_type_view(self, request: HttpRequest, chooser: ConnectionTypeChoiceForm | None) -> HttpResponse:
+        """Step one of adding: name and type, sent by GET back to the add view."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        chooser = chooser or ConnectionTypeChoiceForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add connection: choose its type",
+            "subtitle": None,
+            "opts": self.opts,
+            "chooser": chooser,
+            "types": list(REGISTRY.values()),
+            "has_view_permission": self.has_view_permission(request),
+        }
+        return TemplateResponse(request, self.choose_type_template, context)
+
+    # --- saves go through the services (the form called them in clean()) ----------------------
+
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Connection:
+        return form.instance
+
+    def save_model(self, request: HttpRequest, obj: Connection, form: Any, change: bool) -> None:
+        # connection_create / connection_update already wrote the row, the secret and the audit event.
+        return None
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        return None
+
+    # --- deletes go through services.connection_delete -----------------------------------------
+
+    def get_deleted_objects(self, objs: Iterable[Connection], request: HttpRequest) -> tuple[Any, Any, Any, Any]:
+        objs = list(objs)
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        force = _force_requested(request)
+        protected = [] if force else list(protected)
+        deleted = list(deleted)
+        for obj in objs:
+            for dependant in dependants.registered():
+                names = dependant.list_names(obj)
+                if not names:
+                    continue
+                line = f"{dependant.label} using {obj.name}: {', '.join(names)}"
+                if force:
+                    deleted.append(f"{line} (removed through their own app)")
+                else:
+                    protected.append(line)
+        return deleted, model_count, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj: Connection) -> None:
+        services.connection_delete(name=obj.name, force=_force_requested(request), actor=request.user,
+                                   request=request)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        for connection in list(queryset):
+            services.connection_delete(name=connection.name, force=False, actor=request.user, request=request)
+
+    def delete_view(self, request: HttpRequest, object_id: str,
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra = {**(extra_context or {}), "force": _force_requested(request),
+                 "has_dependants": self._has_dependants(object_id)}
+        try:
+            return super().delete_view(request, object_id, extra)
+        except (SynthorgError, ProtectedError) as exc:
+            # The admin's transaction rolled back its log entry with the refused delete.
+            self.message_user(request, _error_text(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def _has_dependants(self, object_id: str) -> bool:
+        obj = Connection.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        return obj is not None and any(d.list_names(obj) for d in dependants.registered())
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            _, name, description = actions["delete_selected"]
+            actions["delete_selected"] = (_delete_selected_through_services, name, description)
+        return actions
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, SynthorgError):
+        return str(exc.detail)
+    return "The connection is still referenced by other records; remove those first."
+
+
+def _delete_selected_through_services(modeladmin: ConnectionAdmin, request: HttpRequest,
+                                      queryset: QuerySet[Connection]) -> HttpResponse | None:
+    """Django's bulk delete (confirmation page included), all or nothing, through the services."""
+    try:
+        with transaction.atomic():
+            return delete_selected(modeladmin, request, queryset)
+    except (SynthorgError, ProtectedError) as exc:
+        modeladmin.message_user(request, _error_text(exc), messages.ERROR)
+        return None
+
+
+_delete_selected_through_services.short_description = delete_selected.short_description  # type: ignore[attr-defined]
