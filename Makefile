@@ -5,7 +5,7 @@ VPY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install install-dev npm clean-var
+.PHONY: run test lint install install-dev npm browser clean-var
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,17 @@ npm:
 	@if [ -f tests/peers/package-lock.json ]; then \
 		cd tests/peers && npm ci --no-audit --no-fund --loglevel=error; fi
 
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads one).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
+
 run: install
 	SYNTHORG_DEV=1 HOST=$(HOST) PORT=$(PORT) $(VPY) -m synthorg.embedded
 
-test: install-dev npm
+test: install-dev npm browser
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

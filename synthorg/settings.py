@@ -273,6 +273,11 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "synthorg.periodic:SynthorgScheduler"
 CELERY_TASK_ALWAYS_EAGER = False
+# A task is acknowledged after it ran, and re-queued if its worker dies mid-way: every task
+# here is idempotent (ids in, re-fetch, safe twice), so redelivery is the safe failure.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # --- auth, REST API ----------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
