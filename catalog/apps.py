@@ -7,3 +7,19 @@ class CatalogConfig(AppConfig):
     name = "catalog"
     verbose_name = "MCP catalog"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from catalog import (
+            checks,  # noqa: F401  (registers catalog.E001)
+            services,
+        )
+        from integrations import dependants, tunnel
+        from synthorg import public_url
+
+        dependants.register("catalog", dependants.Dependant(
+            label="MCP installations",
+            list_names=services.installations_for_connection,
+            remove=services.installations_remove_for_connection,
+        ))
+        # While a tunnel is up, webhook URLs everywhere use its public URL.
+        public_url.register_provider(tunnel.tunnel_public_url)
