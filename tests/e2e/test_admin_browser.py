@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from integrations import services
-from tests.e2e.browser import admin_login, browser, page, screenshot  # noqa: F401 (fixtures)
+from tests.e2e.browser import admin_login, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
