@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
@@ -200,7 +201,12 @@ def connection_secrets(connection: Connection) -> dict[str, str]:
     if connection.secret_id is None:
         return {}
     backend = get_backend(connection.secret_backend)
-    return backend.retrieve(connection=connection, ref=connection.secret_ref, fields=ctype.secret_field_names)
+    try:
+        return backend.retrieve(connection=connection, ref=connection.secret_ref, fields=ctype.secret_field_names)
+    except SecretUnavailable as exc:
+        # Name the connection, so an operator with many knows which one to repair.
+        logger.warning("secrets of connection %s cannot be read: %s", connection.pk, exc.code)
+        raise SecretUnavailable(f"Connection {connection.name!r}: {exc.detail}", code=exc.code) from None
 
 
 def connection_credentials(connection: Connection) -> dict[str, Any]:
@@ -383,7 +389,7 @@ def master_key_rotate(*, actor: Any = None, batch_size: int = 200) -> RotationRe
             for record in batch:
                 try:
                     record.ciphertext = ring.multi.rotate(record.ciphertext.encode("ascii")).decode("ascii")
-                except Exception:  # InvalidToken or corrupt data: count it, keep going
+                except (InvalidToken, UnicodeError):  # wrong key or corrupt row: count it, keep going
                     logger.warning("secret record %s cannot be decrypted by any key; left as is", record.pk)
                     failed_ids.add(record.pk)
                     report.failed += 1

@@ -7,7 +7,8 @@ from integrations.secrets.base import SecretBackendUnavailable
 
 
 class StubBackend:
-    read_only = True
+    # Not read-only: every write must reach `store` and fail loudly, never be skipped silently.
+    read_only = False
 
     def __init__(self, name: str) -> None:
         self.name = name
