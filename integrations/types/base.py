@@ -1,5 +1,6 @@
 """What a connection type declares: its fields (required, secret, default, validator), its
-cross-field rules, its webhook signature scheme and (later) its health check.
+cross-field rules, its webhook signature scheme and its health check (`probe`, see
+`integrations.types.probing` for the contract).
 
 Adding a type means adding one module beside this one and listing it in `__init__.py`.
 Validators raise `ValueError` with the rule in words; the service turns those into 422s
@@ -12,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
+
+from integrations.types.probing import HealthResult, ProbeContext
 
 Validator = Callable[[Any], None]
 
@@ -44,6 +47,8 @@ class ConnectionType:
     # Cross-field rules: values (defaults applied) → {field: [rule, ...]}.
     rules: Callable[[Mapping[str, Any]], dict[str, list[str]]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The health check: network only, bounded by the context's timeout (integrations.health).
+    probe: Callable[[ProbeContext], HealthResult] | None = None
 
     @property
     def field_map(self) -> dict[str, FieldSpec]:

@@ -4,6 +4,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from integrations.types.base import ConnectionType, FieldSpec, header_name, http_url
+from integrations.types.http_probe import result_for_error
+from integrations.types.probing import HealthResult, ProbeContext, healthy
+from synthorg.http import ExternalServiceError, http_request
 
 SIGNATURE_ENCODINGS = ("hex", "base64")
 SIGNATURE_SCHEMES = ("generic_hmac", "standard_webhooks")
@@ -18,6 +21,43 @@ def _rules(values: Mapping[str, Any]) -> dict[str, list[str]]:
         if secret and not str(secret).startswith("whsec_"):
             errors.setdefault("signing_secret", []).append("a Standard Webhooks secret starts with whsec_")
     return errors
+
+
+# Servers that do not implement HEAD answer one of these; GET is then the check.
+HEAD_NOT_SUPPORTED = (405, 501)
+
+
+def auth_headers(values: Mapping[str, Any]) -> dict[str, str]:
+    """The connection's own auth header, as its clients send it."""
+    header = str(values.get("auth_header") or "Authorization")
+    if values.get("token"):
+        scheme = str(values.get("auth_scheme") if values.get("auth_scheme") is not None else "Bearer").strip()
+        return {header: f"{scheme} {values['token']}" if scheme else str(values["token"])}
+    if values.get("api_key"):
+        return {header: str(values["api_key"])}
+    return {}
+
+
+def probe(context: ProbeContext) -> HealthResult:
+    url = str(context.values["base_url"])
+    headers = auth_headers(context.values)
+    method = "HEAD"
+    try:
+        try:
+            response = http_request("HEAD", url, timeout=context.http_timeout, headers=headers,
+                                    connection_id=context.connection_id)
+        except ExternalServiceError as exc:
+            if exc.status not in HEAD_NOT_SUPPORTED:
+                raise
+            method = "GET"
+            response = http_request("GET", url, timeout=context.http_timeout, headers=headers,
+                                    max_bytes=256 * 1024, connection_id=context.connection_id)
+    except ExternalServiceError as exc:
+        return result_for_error(exc)
+    if 300 <= response.status_code < 400:
+        # Redirects are never followed (the auth header would go to a host nobody chose).
+        return healthy(f"{method}: HTTP {response.status_code} (redirect not followed)")
+    return healthy(f"{method}: HTTP {response.status_code}")
 
 
 CONNECTION_TYPE = ConnectionType(
@@ -42,4 +82,5 @@ CONNECTION_TYPE = ConnectionType(
         FieldSpec("event_header", validators=(header_name,), help="optional header naming the event"),
     ),
     rules=_rules,
+    probe=probe,
 )

@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import smtplib
+import socket
+import ssl
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from integrations.types.base import ConnectionType, FieldSpec, hostname, port_number
+from integrations.types.probing import HealthResult, ProbeContext, healthy, tls_client_context, unhealthy
+from synthorg import egress
+from synthorg.egress import ExternalServiceError
 
 
 def _rules(values: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -12,6 +19,87 @@ def _rules(values: Mapping[str, Any]) -> dict[str, list[str]]:
         missing = "password" if values.get("username") else "username"
         return {missing: ["username and password must be given together, or neither"]}
     return {}
+
+
+class _CheckedSMTP(smtplib.SMTP):
+    """smtplib.SMTP whose socket comes from ``egress.connect_checked``.
+
+    The host is resolved once, every address checked, and the socket opened to a checked
+    address; smtplib keeps the *name* for STARTTLS (SNI and certificate verification).
+    """
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return egress.connect_checked(host, port, timeout=timeout, source_address=self.source_address)
+
+
+def _login_once(client: smtplib.SMTP, username: str, password: str) -> None:
+    """One AUTH attempt with the best advertised mechanism.
+
+    ``SMTP.login`` tries every mechanism in turn, so one wrong password would count as two
+    or three failed logins at the relay (and lock accounts sooner).
+    """
+    if not client.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("AUTH")
+    advertised = client.esmtp_features["auth"].upper().split()
+    client.user, client.password = username, password
+    for mechanism, method in (("PLAIN", client.auth_plain), ("LOGIN", client.auth_login),
+                              ("CRAM-MD5", client.auth_cram_md5)):
+        if mechanism in advertised:
+            client.auth(mechanism, method)
+            return
+    raise smtplib.SMTPNotSupportedError("AUTH")
+
+
+def probe(context: ProbeContext) -> HealthResult:
+    host = str(context.values["host"])
+    port = int(context.values.get("port") or 587)
+    use_tls = bool(context.values.get("use_tls", True))
+    username = context.values.get("username")
+    started = time.monotonic()
+    step = "connect"
+    where = f"smtp://{egress.normalize_host(host)}:{port}"
+    try:
+        # Connecting in the constructor also makes smtplib keep the name for STARTTLS's SNI
+        # and certificate check; a greeting other than 220 raises SMTPConnectError.
+        with _CheckedSMTP(host, port, timeout=context.timeout) as client:
+            step = "EHLO"
+            code, _ = client.ehlo()
+            if code != 250:
+                return unhealthy(f"{where}: EHLO answered {code}")
+            if use_tls:
+                step = "STARTTLS"
+                if not client.has_extn("starttls"):
+                    return unhealthy(f"{where}: the server does not offer STARTTLS (use_tls is on)")
+                client.starttls(context=tls_client_context())
+                step = "EHLO after STARTTLS"
+                client.ehlo()
+            if username:
+                step = "AUTH"
+                _login_once(client, str(username), str(context.values.get("password") or ""))
+            step = "QUIT"
+        elapsed = time.monotonic() - started
+        steps = ["EHLO"] + (["STARTTLS"] if use_tls else []) + (["AUTH"] if username else [])
+        return healthy(f"{where}: {', '.join(steps)} ok in {elapsed * 1000:.0f} ms")
+    except ExternalServiceError as exc:  # egress refusal or a name that does not resolve
+        return unhealthy(f"{where}: {exc}")
+    except smtplib.SMTPAuthenticationError as exc:
+        # The server's text may echo what we sent; only the code is kept.
+        return unhealthy(f"{where}: AUTH rejected ({exc.smtp_code})")
+    except smtplib.SMTPNotSupportedError:
+        return unhealthy(f"{where}: {step} is not supported by the server")
+    except smtplib.SMTPResponseException as exc:
+        return unhealthy(f"{where}: {step} failed ({exc.smtp_code})")
+    except smtplib.SMTPServerDisconnected:
+        return unhealthy(f"{where}: the server closed the connection during {step}")
+    except socket.gaierror:
+        return unhealthy(f"{where}: cannot resolve the host")
+    except ssl.SSLError as exc:
+        return unhealthy(f"{where}: TLS failure during {step} ({exc.reason or 'handshake failed'})")
+    except TimeoutError:
+        return unhealthy(f"{where}: {step} timed out after {context.timeout:g} s")
+    except OSError as exc:  # refused, unreachable, TLS verification (ssl.SSLError is an OSError)
+        reason = exc.__class__.__name__ if not exc.strerror else exc.strerror
+        return unhealthy(f"{where}: {step} failed ({reason})")
 
 
 CONNECTION_TYPE = ConnectionType(
@@ -26,4 +114,5 @@ CONNECTION_TYPE = ConnectionType(
         FieldSpec("use_tls", kind="boolean", default=True, help="STARTTLS after EHLO"),
     ),
     rules=_rules,
+    probe=probe,
 )
