@@ -37,6 +37,8 @@ def _score(entry: CatalogEntry, term: str) -> int:
     score = 0
     if term in (name, entry.id):
         score += 100
+    elif name.startswith(term):
+        score += 70
     elif term in name or term in entry.id:
         score += 50
     if term in tags:
