@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -181,7 +181,7 @@ def delivery_receive(*, connection_name: str, path_event_type: str, body: bytes,
     """Steps 2-6 of the receiver on the raw body; the caller enforced the flood guard and size."""
     cfg = get_config().integrations.webhooks
     unix_now = time.time() if now is None else now
-    received_at = timezone.now() if now is None else datetime.fromtimestamp(unix_now, tz=timezone.utc)
+    received_at = timezone.now() if now is None else datetime.fromtimestamp(unix_now, tz=UTC)
 
     def refuse(reason: str, connection: Connection | None = None) -> Receipt:
         return unauthorized(connection=connection, connection_name=connection_name, reason=reason,
@@ -232,7 +232,8 @@ def delivery_receive(*, connection_name: str, path_event_type: str, body: bytes,
     # 4. rate limit per connection, shared by every process through the limiter's store.
     if cfg.rate_limit_rpm:
         try:
-            get_rate_limiter().acquire(f"webhook:{connection.pk}", rpm=cfg.rate_limit_rpm, wait=False)
+            get_rate_limiter().acquire(f"webhook:{connection.pk}", rpm=cfg.rate_limit_rpm,
+                                       burst=cfg.rate_limit_rpm - 1, wait=False)
         except RateLimitExceeded as exc:
             rejection_record(connection=connection, connection_name=connection.name, reason="rate_limited",
                              status=429, path_event_type=path_event_type, remote_ip=remote_ip)
@@ -300,7 +301,9 @@ def flood_guard(*, remote_ip: str | None) -> Receipt | None:
     if not rpm or not remote_ip:
         return None
     try:
-        get_rate_limiter().acquire(f"webhook-ip:{remote_ip}", rpm=rpm, wait=False)
+        # The burst is the whole minute's budget: senders deliver in bursts, a limit per minute
+        # must not also space requests evenly (GCRA with no burst would).
+        get_rate_limiter().acquire(f"webhook-ip:{remote_ip}", rpm=rpm, burst=rpm - 1, wait=False)
     except RateLimitExceeded as exc:
         rejection_record(connection=None, connection_name="", reason="flood", status=429, path_event_type="",
                          remote_ip=remote_ip)
