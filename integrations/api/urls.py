@@ -9,5 +9,6 @@ urlpatterns = [
     path("connections/types", views.ConnectionTypeListApi.as_view(), name="connection-types"),
     path("connections/<str:name>", views.ConnectionDetailApi.as_view(), name="connection-detail"),
     path("connections/<str:name>/health", views.ConnectionHealthApi.as_view(), name="connection-health"),
+    path("integrations/health", views.HealthListApi.as_view(), name="integrations-health"),
     path("connections/<str:name>/secrets/<str:field>", views.SecretRevealApi.as_view(), name="connection-secret"),
 ]

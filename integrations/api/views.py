@@ -1,17 +1,22 @@
 """Connections API: thin views over integrations.services and .selectors."""
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from integrations import selectors, services
+from integrations import health, selectors, services
+from integrations.api.health_serializers import (
+    ConnectionHealthOutputSerializer,
+    ConnectionHealthQuerySerializer,
+    ConnectionHealthStateOutputSerializer,
+    HealthListFilterSerializer,
+)
 from integrations.api.permissions import StaffOrModelPermission
 from integrations.api.serializers import (
     ConnectionCreateInputSerializer,
@@ -25,7 +30,6 @@ from integrations.api.serializers import (
 from integrations.models import Connection
 from integrations.types import REGISTRY
 from synthorg.api.pagination import Pagination
-from synthorg.errors import SynthorgError
 
 NAME_PARAMETER = OpenApiParameter("name", str, OpenApiParameter.PATH, description="connection name")
 
@@ -113,11 +117,34 @@ class SecretRevealApi(APIView):
 
 
 class ConnectionHealthApi(APIView):
-    permission_classes = [IsAuthenticated]
-    error_statuses = (501,)
+    """Run a check now (or return one fresher than health.fresh_result_seconds); same smoothing as the prober."""
 
-    @extend_schema(parameters=[NAME_PARAMETER], responses={200: dict}, tags=["connections"])
-    def get(self, request: Request, name: str) -> Any:
-        selectors.connection_get(name)
-        raise SynthorgError("On-demand health checks arrive with the health capability.",
-                            code="not_implemented") from None
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(parameters=[NAME_PARAMETER, ConnectionHealthQuerySerializer],
+                   responses=ConnectionHealthOutputSerializer, tags=["health"])
+    def get(self, request: Request, name: str) -> Response:
+        query = ConnectionHealthQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        force = query.validated_data["force"]
+        if force and not request.user.is_staff:
+            raise PermissionDenied("Only staff may force a probe (?force=true).")
+        outcome = health.connection_health_check(name=name, force=force, actor=request.user,
+                                                 request=request._request)
+        return Response(ConnectionHealthOutputSerializer(outcome.as_dict()).data)
+
+
+class HealthListApi(GenericAPIView):
+    """Every connection's current health as last recorded; never probes."""
+
+    permission_classes = [IsAuthenticated]
+    pagination_class = Pagination
+    serializer_class = ConnectionHealthStateOutputSerializer
+
+    @extend_schema(parameters=[HealthListFilterSerializer],
+                   responses=ConnectionHealthStateOutputSerializer(many=True), tags=["health"])
+    def get(self, request: Request) -> Response:
+        filters = HealthListFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        page = self.paginate_queryset(health.connection_health_list(**filters.validated_data))
+        return self.get_paginated_response(ConnectionHealthStateOutputSerializer(page, many=True).data)
