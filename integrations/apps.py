@@ -10,3 +10,8 @@ class IntegrationsConfig(AppConfig):
 
     def ready(self) -> None:
         from integrations import checks  # noqa: F401  (registers checks)
+        from synthorg import periodic
+
+        # The sweep runs often; each connection is probed on its own interval (integrations.prober).
+        periodic.register("health-sweep", "integrations.health_sweep",
+                          lambda cfg: cfg.integrations.health.sweep_interval_seconds)
