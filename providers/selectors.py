@@ -1,12 +1,16 @@
 """Reads of provider configs: by name (case-insensitive), lists, and what depends on a connection."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db.models import QuerySet
+from django.db.models.functions import Lower
 
-from providers.models import ProviderConfig
+from providers.models import PROVIDER_NAME_PATTERN, ProviderConfig
 from synthorg.errors import NotFound
+
+_NAME_RE = re.compile(PROVIDER_NAME_PATTERN)
 
 
 def provider_list(*, driver: str | None = None, connection_name: str | None = None) -> QuerySet[ProviderConfig]:
@@ -20,7 +24,13 @@ def provider_list(*, driver: str | None = None, connection_name: str | None = No
 
 
 def provider_find(name: str) -> ProviderConfig | None:
-    return ProviderConfig.objects.select_related("connection").filter(name__iexact=name).first()
+    # A name that cannot exist is not looked up (NUL bytes and the like never reach the database);
+    # fullmatch, because `$` in the pattern would also accept a trailing newline.
+    if not _NAME_RE.fullmatch(name):
+        return None
+    # Lower(name) = lower(value) uses the case-insensitive unique index.
+    return (ProviderConfig.objects.select_related("connection").annotate(lower_name=Lower("name"))
+            .filter(lower_name=name.lower()).first())
 
 
 def provider_get(name: str) -> ProviderConfig:

@@ -80,7 +80,7 @@ def _check_url(value: Any, validator: Any) -> list[str]:
 
 def _check_plain(data: Mapping[str, Any]) -> dict[str, list[str]]:
     problems: dict[str, list[str]] = {}
-    if "name" in data and not _NAME_RE.match(data["name"]):
+    if "name" in data and not _NAME_RE.fullmatch(data["name"]):
         problems["name"] = ["must be 1-128 characters of letters, digits, '.', '_' and '-', starting with a letter "
                             "or digit"]
     if "driver" in data and data["driver"] not in ProviderConfig.Driver.values:

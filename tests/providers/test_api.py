@@ -119,6 +119,14 @@ def test_unknown_provider_is_404(staff_client: Any) -> None:
         assert response.json()["code"] == "provider_not_found"
 
 
+@pytest.mark.parametrize("path_name", ["bad%00name", "main%0A", "-x", "x" * 200])
+def test_impossible_name_in_path_is_404(staff_client: Any, make_provider: Any, path_name: str) -> None:
+    make_provider(name="main")
+    response = staff_client.get(_detail(path_name))
+    assert response.status_code == 404
+    assert response.json()["code"] == "provider_not_found"
+
+
 def test_patch_migrates_to_connection(staff_client: Any, make_connection: Any, make_provider: Any) -> None:
     make_connection()
     make_provider(name="main", api_key=CANARY)

@@ -34,6 +34,7 @@ def test_create_with_embedded_key_stores_only_ciphertext(make_provider: Any) -> 
 @pytest.mark.parametrize(("kwargs", "field", "rule"), [
     ({"name": "-bad"}, "name", "must be 1-128 characters"),
     ({"name": "x" * 129}, "name", "must be 1-128 characters"),
+    ({"name": "main\n"}, "name", "must be 1-128 characters"),
     ({"driver": "skynet"}, "driver", "must be one of openai"),
     ({"base_url": "ftp://llm.example.test"}, "base_url", "http:// or https://"),
     ({"base_url": "https://user:pw@llm.example.test"}, "base_url", "must not carry credentials"),
