@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import sys
-import types
 import warnings
 from typing import Any
 
@@ -10,7 +9,6 @@ import pytest
 from integrations import services as connection_services
 from providers import services
 from providers.services import ProviderCredentialsUnavailable, ResolvedCredentials, resolve_credentials
-from synthorg.errors import NotFound
 from tests.providers.conftest import CANARY, CONNECTION_CANARY
 
 pytestmark = pytest.mark.django_db
@@ -118,42 +116,30 @@ def _oauth_connection(make_connection: Any) -> Any:
                            token_url="https://idp.example.test/token")
 
 
-def _install_get_access_token(monkeypatch: pytest.MonkeyPatch, function: Any) -> None:
-    try:
-        import oauthflow.services as module  # the real module, once the OAuth capability lands
-    except ImportError:
-        module = types.ModuleType("oauthflow.services")
-        monkeypatch.setitem(sys.modules, "oauthflow.services", module)
-    monkeypatch.setattr(module, "get_access_token", function, raising=False)
+def test_oauth_app_resolves_current_access_token(make_connection: Any, make_provider: Any) -> None:
+    from oauthflow.grants import TokenSet
+    from oauthflow.services import token_store
 
-
-def test_oauth_app_resolves_current_access_token(make_connection: Any, make_provider: Any,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     connection = _oauth_connection(make_connection)
-    seen: list[Any] = []
+    provider = make_provider(connection_name="idp")
+    token_store(connection=connection, grant_type="client_credentials", requested_scopes=[],
+                tokens=TokenSet(access_token="access-token-1", token_type="Bearer", refresh_token=None,
+                                expires_in=3600, scopes=()))
+    resolved = _resolve_without_warning(provider)
+    assert (resolved.kind, resolved.value, resolved.source) == ("bearer", "access-token-1", "connection:idp")
+    # A newer grant replaces the token; the provider sees it at its next call.
+    token_store(connection=connection, grant_type="client_credentials", requested_scopes=[],
+                tokens=TokenSet(access_token="access-token-2", token_type="Bearer", refresh_token=None,
+                                expires_in=3600, scopes=()))
+    assert resolve_credentials(provider).value == "access-token-2"
 
-    def get_access_token(conn: Any) -> str:
-        seen.append(conn.pk)
-        return "access-token-current"
 
-    _install_get_access_token(monkeypatch, get_access_token)
-    resolved = _resolve_without_warning(make_provider(connection_name="idp"))
-    assert (resolved.kind, resolved.value, resolved.source) == ("bearer", "access-token-current", "connection:idp")
-    assert seen == [connection.pk]
-
-
-def test_oauth_app_without_token_is_clear_error(make_connection: Any, make_provider: Any,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oauth_app_not_connected_is_clear_error(make_connection: Any, make_provider: Any) -> None:
     _oauth_connection(make_connection)
-
-    def get_access_token(conn: Any) -> str:
-        raise NotFound("no token", code="oauth_token_missing")
-
-    _install_get_access_token(monkeypatch, get_access_token)
     with pytest.raises(ProviderCredentialsUnavailable) as info:
         resolve_credentials(make_provider(connection_name="idp"))
     assert info.value.code == "provider_oauth_token_unavailable"
-    assert "oauth_token_missing" in info.value.detail
+    assert "'idp'" in info.value.detail and "connect or re-authorize" in info.value.detail
 
 
 def test_oauth_app_without_oauthflow_is_clear_error(make_connection: Any, make_provider: Any,
