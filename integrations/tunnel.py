@@ -237,17 +237,33 @@ class PyngrokAgent:
             # pyngrok would download the agent here; this machine may have no internet.
             raise AgentError(f"the ngrok agent is not installed at {self.path}")
         os.environ["NGROK_AUTHTOKEN"] = auth_token
+        # pyngrok checks its startup timeout only between lines of the agent's output: an
+        # agent that prints nothing would block it forever. The watchdog kills such an agent
+        # (its stdout closes, pyngrok gives up with "unable to start").
+        watchdog = threading.Timer(self.pyngrok_config.startup_timeout + 1, self._kill_starting_agent)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             tunnel = ngrok.connect(str(port), "http", pyngrok_config=self.pyngrok_config)
         except PyngrokError as exc:
             self.stop()
             raise AgentError(str(exc).replace(auth_token, "[redacted]")[:400]) from None
         finally:
+            watchdog.cancel()
             os.environ.pop("NGROK_AUTHTOKEN", None)
         public_url = tunnel.public_url or ""
         if public_url.startswith("http://"):
             public_url = "https://" + public_url[len("http://"):]
         return public_url
+
+    def _kill_starting_agent(self) -> None:
+        from pyngrok import process
+
+        # pyngrok's registry of agents by path is the only handle on a process still starting.
+        starting = process._current_processes.get(self.path)
+        if starting is not None and starting.proc.poll() is None:
+            logger.warning("ngrok agent printed nothing within the startup timeout; killing it")
+            starting.proc.kill()
 
     def stop(self) -> None:
         from pyngrok import ngrok
