@@ -636,8 +636,10 @@ def get_access_token(connection: Connection, *, wait_seconds: float | None = Non
             return fernet.decrypt(token.ciphertext)["access_token"]
         if not leased and not attempted:
             # An expired token is needed now: ignore the transient-failure backoff.
-            outcome = _refresh(token, force=not valid)
-            attempted = outcome.result not in {"busy", "refreshed", "lost_lease"}
+            # One attempt only: a token whose lifetime is shorter than the threshold is
+            # "due" again right after its refresh, and must not be refreshed in a loop.
+            _refresh(token, force=not valid)
+            attempted = True
             continue
         if not valid and attempted and not leased:
             raise TokenUnavailable(f"The OAuth token of {connection.name!r} expired and could not be refreshed "
