@@ -21,7 +21,7 @@ def connection_list(*, connection_type: str | None = None) -> QuerySet[Connectio
 
 def _lookup(name: str) -> Connection | None:
     # A name that cannot exist is not looked up (NUL bytes and the like never reach the database).
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         return None
     return Connection.objects.annotate(lower_name=Lower("name")).filter(lower_name=name.lower()).first()
 

@@ -24,6 +24,7 @@ from django.http import HttpRequest
 from integrations import dependants, selectors
 from integrations.models import CONNECTION_NAME_PATTERN, RESERVED_NAMES, Connection, SecretRecord, SecretRef
 from integrations.secrets import get_backend
+from integrations.secrets import rotation as secret_rotation
 from integrations.secrets.base import SecretUnavailable
 from integrations.secrets.fernet import key_check_reencrypt, key_fingerprint, keyring
 from integrations.types import REGISTRY, ConnectionType, get_type
@@ -64,7 +65,7 @@ def _check_limits(rate_limit: Mapping[str, Any] | None, health_check: Mapping[st
 
 
 def _check_name(name: str) -> dict[str, list[str]]:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         return {"name": ["must be 1-128 characters of letters, digits, '.', '_' and '-', starting with a letter "
                          "or digit"]}
     if name.lower() in RESERVED_NAMES:
@@ -397,12 +398,23 @@ def master_key_rotate(*, actor: Any = None, batch_size: int = 200) -> RotationRe
                 record.key_id = current
                 record.save(update_fields=["ciphertext", "key_id", "updated_at"])
                 report.rotated += 1
-    key_check_reencrypt(ring)
+    # Ciphertexts kept by other apps (providers, OAuth tokens, webhook secrets) go too.
+    by_owner = {"connections": {"rotated": report.rotated, "already_current": report.already_current,
+                                "failed": report.failed}}
+    for owner, counts in secret_rotation.run_all(actor=actor).items():
+        by_owner[owner] = {"rotated": counts.rotated, "already_current": counts.already_current,
+                           "failed": counts.failed}
+        report.rotated += counts.rotated
+        report.already_current += counts.already_current
+        report.failed += counts.failed
+    if not report.failed:
+        # Only when nothing is left under an old key may the key check move to the new one.
+        key_check_reencrypt(ring)
     audit_record(action="master_key.rotate", target="secrets", target_type="secret_store", actor=actor,
                  outcome="success" if not report.failed else "failure",
                  reason="" if not report.failed else f"{report.failed} records could not be decrypted",
                  details={"rotated": report.rotated, "already_current": report.already_current,
-                          "failed": report.failed, "key_id": current})
+                          "failed": report.failed, "key_id": current, "by_owner": by_owner})
     return report
 
 

@@ -17,3 +17,8 @@ class ProvidersConfig(AppConfig):
         register("providers", Dependant(label="provider configs",
                                         list_names=selectors.provider_names_for_connection,
                                         remove=services.provider_remove_for_connection))
+
+        from integrations.secrets import rotation
+
+        # `manage.py rotate_master_key` re-encrypts the embedded credentials too.
+        rotation.register("providers", services.provider_secrets_rotate)
