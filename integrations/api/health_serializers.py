@@ -6,10 +6,12 @@ from rest_framework import serializers
 from integrations.models import Connection
 
 STATUS_CHOICES = [c[0] for c in Connection.HealthStatus.choices]
+# Plain strings in the output (documented values), so the schema has no competing enums named "status".
+STATUS_HELP = "one of " + ", ".join(STATUS_CHOICES)
 
 
 class HealthResultOutputSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=STATUS_CHOICES, help_text="what this check saw")
+    status = serializers.CharField(help_text=f"what this check saw: {STATUS_HELP}")
     latency_ms = serializers.IntegerField(allow_null=True)
     checked_at = serializers.DateTimeField(allow_null=True)
     detail = serializers.CharField(help_text="a short sentence; never a secret")
@@ -17,8 +19,8 @@ class HealthResultOutputSerializer(serializers.Serializer):
 
 class ConnectionHealthOutputSerializer(serializers.Serializer):
     connection = serializers.CharField()
-    status = serializers.ChoiceField(choices=STATUS_CHOICES, help_text="the smoothed status")
-    previous_status = serializers.ChoiceField(choices=STATUS_CHOICES)
+    status = serializers.CharField(help_text=f"the smoothed status: {STATUS_HELP}")
+    previous_status = serializers.CharField(help_text=STATUS_HELP)
     consecutive_failures = serializers.IntegerField()
     cached = serializers.BooleanField(help_text="true when a recent result was returned without probing")
     result = HealthResultOutputSerializer()
@@ -30,11 +32,11 @@ class ConnectionHealthQuerySerializer(serializers.Serializer):
 
 
 class HealthListFilterSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=STATUS_CHOICES, required=False)
+    status = serializers.ChoiceField(choices=STATUS_CHOICES, required=False, help_text="health status filter")
 
 
 class ConnectionHealthStateOutputSerializer(serializers.ModelSerializer):
-    status = serializers.CharField(source="health_status")
+    status = serializers.CharField(source="health_status", help_text=f"the smoothed status: {STATUS_HELP}")
     checked_at = serializers.DateTimeField(source="health_checked_at", allow_null=True)
     consecutive_failures = serializers.IntegerField(source="health_consecutive_failures")
     last_error = serializers.CharField(source="health_last_error")
