@@ -207,3 +207,13 @@ def test_http_forward_posts_the_event_with_the_connections_token(settings: Any) 
     assert run.status == WorkflowRun.Status.SUCCEEDED, run.error
     assert request.path == "/hook" and request.headers["Authorization"] == "Bearer sink-token"
     assert json.loads(request.body)["payload"]["n"] == 7
+
+
+def test_sweep_interval_follows_the_configuration() -> None:
+    from synthorg.config import load
+    from synthorg.periodic import beat_schedule
+
+    config = load(None, environ={}, overrides={"webhooks": {"publish_sweep_interval_seconds": 7}})
+    entry = beat_schedule(config)["synthorg:webhooks-publication-sweep"]
+    assert entry["task"] == "webhooks.publication_sweep"
+    assert entry["schedule"].run_every.total_seconds() == 7
