@@ -53,6 +53,8 @@ RETRY_BASE_SECONDS = 30.0
 RETRY_MAX_SECONDS = 3600.0
 # RFC 8628 §3.5: slow_down adds 5 seconds to the polling interval, for this and later polls.
 SLOW_DOWN_STEP_SECONDS = 5
+# get_access_token refreshes on demand a token expiring within this many seconds.
+ON_DEMAND_MARGIN_SECONDS = 10
 # get_access_token re-reads a token being refreshed by someone else this often.
 WAIT_POLL_SECONDS = 0.05
 FAILED = AuditEvent.Outcome.FAILURE
@@ -632,7 +634,11 @@ def get_access_token(connection: Connection, *, wait_seconds: float | None = Non
         now = timezone.now()
         valid = token.expires_at is None or token.expires_at > now
         leased = token.lease_until is not None and token.lease_until >= now
-        if valid and (attempted or leased or not token.refreshable or not refresh_due(token, now)):
+        # Callers refresh only a token about to become unusable; renewing ahead of time
+        # within the threshold is the token manager's job (a just-refreshed short-lived
+        # token may already be inside the threshold and must not be refreshed again).
+        fresh = token.expires_at is None or token.expires_at > now + timedelta(seconds=ON_DEMAND_MARGIN_SECONDS)
+        if valid and (attempted or leased or not token.refreshable or fresh):
             return fernet.decrypt(token.ciphertext)["access_token"]
         if not leased and not attempted:
             # An expired token is needed now: ignore the transient-failure backoff.
