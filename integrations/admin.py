@@ -142,7 +142,9 @@ class ConnectionAdmin(admin.ModelAdmin):
     def add_view(self, request: HttpRequest, form_url: str = "",
                  extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if request.method == "GET":
-            chooser = ConnectionTypeChoiceForm(request.GET) if request.GET else None
+            # Other query parameters (preserved changelist filters, popups) do not count as an answer.
+            answered = "name" in request.GET or "connection_type" in request.GET
+            chooser = ConnectionTypeChoiceForm(request.GET) if answered else None
             if chooser is None or not chooser.is_valid():
                 return self.choose_type_view(request, chooser)
         elif self._chosen_type(request, None) is None:

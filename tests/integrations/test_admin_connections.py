@@ -67,6 +67,12 @@ def test_add_without_type_shows_type_chooser(admin_client: Client) -> None:
     assert b"field_token" not in response.content
 
 
+def test_add_after_save_and_add_another_shows_unbound_chooser(admin_client: Client) -> None:
+    response = admin_client.get(ADD_URL, {"_changelist_filters": "connection_type=github"})
+    assert b"Step 1 of 2" in response.content
+    assert not response.context["chooser"].is_bound
+
+
 def test_add_with_unknown_type_shows_chooser_error(admin_client: Client) -> None:
     response = admin_client.get(ADD_URL, {"name": "x1", "connection_type": "ftp"})
     assert b"Step 1 of 2" in response.content
