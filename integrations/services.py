@@ -325,11 +325,19 @@ class RevealDenied(NotFound):
     default_detail = "Not found."
 
 
+_FIELD_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
 def secret_reveal(*, name: str, field: str, user: Any, request: HttpRequest | None = None) -> str:
-    def deny(reason: str, connection_name: str = name) -> RevealDenied:
+    # Whatever the URL held is recorded, but escaped: a NUL byte cannot go into PostgreSQL
+    # text, and control characters have no place in an audit log.
+    audit_name = name if _NAME_RE.match(name) else ascii(name)[:255]
+    audit_field = field if _FIELD_RE.match(field) else ascii(field)[:100]
+
+    def deny(reason: str, connection_name: str = audit_name) -> RevealDenied:
         audit_record(action="secret.reveal", target=connection_name, target_type="connection",
                      outcome="denied" if reason == "permission" else "failure", reason=reason,
-                     actor=user, request=request, details={"field": field})
+                     actor=user, request=request, details={"field": audit_field})
         return RevealDenied()
 
     rate = get_config().integrations.connections.reveal_rate_per_minute
@@ -342,8 +350,8 @@ def secret_reveal(*, name: str, field: str, user: Any, request: HttpRequest | No
             # burst = rate - 1: "N per minute" admits N at once, then refills at N per minute.
             get_rate_limiter().acquire(f"reveal:{user.pk}", rpm=rate, burst=rate - 1, wait=False)
         except RateLimitExceeded:
-            audit_record(action="secret.reveal", target=name, target_type="connection", outcome="denied",
-                         reason="throttled", actor=user, request=request, details={"field": field})
+            audit_record(action="secret.reveal", target=audit_name, target_type="connection", outcome="denied",
+                         reason="throttled", actor=user, request=request, details={"field": audit_field})
             raise
     if not user.has_perm("integrations.reveal_secret"):
         raise deny("permission")

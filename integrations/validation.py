@@ -28,9 +28,22 @@ def _kind_ok(spec: FieldSpec, value: Any) -> bool:
     return False
 
 
+def contains_nul(value: Any) -> bool:
+    """NUL cannot be stored in PostgreSQL text or jsonb; refuse it as a rule, never a 500."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(v) for v in value)
+    return False
+
+
 def check_value(spec: FieldSpec, value: Any) -> list[str]:
     if not _kind_ok(spec, value):
         return [f"must be {_KIND_WORDS[spec.kind]}"]
+    if not spec.secret and contains_nul(value):
+        return ["must not contain NUL characters"]
     if spec.kind in {"string", "url"} and len(value) > 4096:
         return ["must be at most 4096 characters"]
     if spec.secret and value == "":

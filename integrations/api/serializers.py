@@ -6,6 +6,7 @@ from typing import Any
 from rest_framework import serializers
 
 from integrations.models import Connection
+from integrations.validation import contains_nul
 from synthorg.public_url import webhook_url
 
 
@@ -32,6 +33,19 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+class MetadataField(serializers.DictField):
+    """Free-form JSON, minus NUL characters (PostgreSQL jsonb cannot store them)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=serializers.JSONField(), **kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        if contains_nul(value):
+            raise serializers.ValidationError("Null characters are not allowed.")
+        return value
+
+
 class RateLimitSerializer(serializers.Serializer):
     requests_per_minute = StrictIntegerField(required=False, help_text="0 = unlimited")
     burst = StrictIntegerField(required=False, help_text="extra requests allowed at once")
@@ -51,7 +65,7 @@ class ConnectionCreateInputSerializer(serializers.Serializer):
                                         help_text="every auth field of the type, secret or not")
     rate_limit = RateLimitSerializer(required=False)
     health_check = HealthCheckInputSerializer(required=False)
-    metadata = serializers.DictField(child=serializers.JSONField(), required=False, default=dict)
+    metadata = MetadataField(required=False, default=dict)
 
 
 class ConnectionUpdateInputSerializer(serializers.Serializer):
@@ -62,7 +76,7 @@ class ConnectionUpdateInputSerializer(serializers.Serializer):
                                         help_text="merged field by field; null removes a field")
     rate_limit = RateLimitSerializer(required=False)
     health_check = HealthCheckInputSerializer(required=False)
-    metadata = serializers.DictField(child=serializers.JSONField(), required=False)
+    metadata = MetadataField(required=False)
 
 
 class ConnectionListFilterSerializer(serializers.Serializer):

@@ -265,3 +265,26 @@ def test_delete_with_malformed_force_is_400(staff_client: APIClient) -> None:
     staff_client.post(URL, github(), format="json")
     assert staff_client.delete(f"{URL}/gh?force=perhaps").status_code == 400
     assert Connection.objects.count() == 1
+
+
+# --- values PostgreSQL cannot store -------------------------------------------------------------
+
+def test_nul_in_a_path_name_is_404(staff_client: APIClient) -> None:
+    assert staff_client.get(f"{URL}/a%00b").status_code == 404
+    assert staff_client.patch(f"{URL}/a%00b", {}, format="json").status_code == 404
+    assert staff_client.delete(f"{URL}/a%00b").status_code == 404
+
+
+def test_nul_in_metadata_is_400(staff_client: APIClient) -> None:
+    response = staff_client.post(URL, {**github(), "metadata": {"k": ["a\x00"]}}, format="json")
+    assert response.status_code == 400 and "metadata" in response.json()["errors"]
+    staff_client.post(URL, github(), format="json")
+    assert staff_client.patch(f"{URL}/gh", {"metadata": {"\x00": "v"}}, format="json").status_code == 400
+
+
+def test_nul_in_a_config_value_is_422_and_in_a_secret_is_stored(staff_client: APIClient) -> None:
+    response = staff_client.post(URL, github(api_url="https://ghe.example.com/\x00"), format="json")
+    assert response.status_code == 422
+    assert response.json()["errors"]["credentials.api_url"] == ["must not contain NUL characters"]
+    # Secrets are encrypted before they are stored, so any character is fine there.
+    assert staff_client.post(URL, github(signing_secret="a\x00b"), format="json").status_code == 201

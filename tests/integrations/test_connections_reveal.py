@@ -162,3 +162,17 @@ def test_reveal_after_update_returns_the_new_value(unthrottled: None, gh: Connec
                                                    reveal_client: APIClient) -> None:
     staff_client.patch(f"{URL}/gh", {"credentials": {"token": "tok-new"}}, format="json")
     assert reveal_client.get(f"{URL}/gh/secrets/token").json()["value"] == "tok-new"
+
+
+@pytest.mark.parametrize(("path", "target", "field"), [
+    ("a%00b/secrets/token", "'a\\x00b'", "token"),
+    ("gh/secrets/t%00k", "gh", "'t\\x00k'"),
+    ("%C2%AA/secrets/%C2%AA", "'\\xaa'", "'\\xaa'"),
+])
+def test_unstorable_path_values_are_404_and_audited_escaped(
+    unthrottled: None, gh: Connection, reveal_client: APIClient, path: str, target: str, field: str,
+) -> None:
+    response = reveal_client.get(f"{URL}/{path}")
+    assert response.status_code == 404 and response.json() == {"detail": "Not found.", "code": "not_found"}
+    [event] = reveals()
+    assert (event.target, event.details["field"], event.outcome) == (target, field, "failure")
