@@ -293,7 +293,7 @@ class _InFlight:
         return self.started + self.context.timeout + DEADLINE_GRACE_SECONDS
 
 
-def connections_probe(connection_ids: Iterable[int], *, threads: int) -> list[ProbeOutcome]:
+def connections_probe(connection_ids: Iterable[int], *, threads: int, actor: Any = None) -> list[ProbeOutcome]:
     """Probe many connections with up to ``threads`` checks in flight; record each as it ends.
 
     The database work (reading rows, decrypting, recording) stays on the calling thread;
@@ -306,7 +306,7 @@ def connections_probe(connection_ids: Iterable[int], *, threads: int) -> list[Pr
     outcomes: list[ProbeOutcome] = []
 
     def record(connection: Connection, result: HealthResult, secrets: Iterable[Any]) -> None:
-        outcome = health_record(connection_id=connection.pk, result=result, secrets=secrets)
+        outcome = health_record(connection_id=connection.pk, result=result, secrets=secrets, actor=actor)
         if outcome is not None:
             outcomes.append(outcome)
 
