@@ -13,7 +13,7 @@ class CatalogSearchQuerySerializer(serializers.Serializer):
 
 
 class CatalogOptionOutputSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=["string", "directory_list", "file_path"])
+    type = serializers.CharField(help_text="string, directory_list or file_path")
     required = serializers.BooleanField()
     description = serializers.CharField()
     pattern = serializers.CharField(allow_null=True)
@@ -54,6 +54,8 @@ class InstallationOutputSerializer(serializers.ModelSerializer):
 
 class VerifyJobOutputSerializer(serializers.ModelSerializer):
     tools = serializers.ListField(child=serializers.DictField())
+    # A plain string in the schema: a `status` enum here would collide with other apps' `status` enums.
+    status = serializers.CharField(help_text="queued, running, succeeded or failed")
 
     class Meta:
         model = VerifyJob
