@@ -142,6 +142,8 @@ def main() -> int:
                                    "--hostname", f"embedded-worker@{os.uname().nodename}"]),
         "beat": start("beat", [python, "-m", "celery", "-A", "synthorg", "beat", "--loglevel", "INFO",
                                "--pidfile", ""]),
+        # The single owner of the ngrok agent; idle while integrations.tunnel.enabled is false.
+        "tunnel": start("tunnel", [python, "manage.py", "tunnel", "--skip-checks"]),
     }
     shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
     base = f"http://{shown_host}:{port}"
@@ -167,7 +169,7 @@ def main() -> int:
                 stopping = True
                 break
         time.sleep(0.3)
-    say("stopping web, worker and beat ...")
+    say("stopping web, worker, beat and the tunnel owner ...")
     stop_all(children)
     say("stopped.")
     return exit_code

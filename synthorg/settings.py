@@ -144,6 +144,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "synthorg.middleware.RequestIdMiddleware",
+    # Before host validation: the tunnel's public host reaches only webhooks and the OAuth callback.
+    "synthorg.tunnel_middleware.TunnelHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
