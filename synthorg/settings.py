@@ -353,6 +353,8 @@ if not SYNTHORG_DEV and not ALLOW_INSECURE_HTTP:
     SECURE_HSTS_PRELOAD = True
     # Health probes from the orchestrator come in over plain HTTP inside the network.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Secrets stay hidden on error pages even with DEBUG on (synthorg/debug.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "synthorg.debug.AlwaysSafeExceptionReporterFilter"
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 
 # --- logging ---------------------------------------------------------------------------------

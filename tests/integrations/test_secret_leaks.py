@@ -350,10 +350,6 @@ def test_debug_error_page_with_active_filter_hides_canary(superuser: Any, settin
     assert not Connection.objects.filter(name="gh-debug").exists()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Django's SafeExceptionReporterFilter switches itself off when DEBUG is on, and `make run` runs with DEBUG: "
-    "synthorg/settings.py needs DEFAULT_EXCEPTION_REPORTER_FILTER set to a filter whose is_active() is always "
-    "True (see AlwaysActiveFilter above). Remove this marker when it is."))
 def test_debug_error_page_with_project_settings_hides_canary(superuser: Any, settings: Any,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     page = _debug_500_page(superuser, settings, monkeypatch)
