@@ -14,6 +14,6 @@ urlpatterns: list[URLPattern] = [
     path("webhooks/<str:connection_name>/activity", api.WebhookActivityApi.as_view(), name="webhook-activity"),
     path("connections/<str:name>/signing-secret/rotate", api.SigningSecretRotateApi.as_view(),
          name="connection-signing-secret-rotate"),
-    re_path(r"^webhooks/(?P<connection_name>[^/]{1,128})/(?P<event_type>[A-Za-z0-9._:-]{1,100})$",
+    re_path(r"^webhooks/(?!(?:runs|triggers)/)(?P<connection_name>[^/]{1,128})/(?P<event_type>[A-Za-z0-9._:-]{1,100})$",
             views.webhook_receive, name="webhook-receive"),
 ]
