@@ -7,23 +7,29 @@ from typing import Any
 from integrations.types.base import ConnectionType, FieldSpec, https_url_unless_loopback
 from integrations.types.probing import UNKNOWN, HealthResult, ProbeContext, healthy, unhealthy
 
-# Token states written by oauthflow (the only writer of token status), as this check reads them.
-HEALTHY_TOKEN_STATES = frozenset({"valid", "active", "ok", "refreshed", "expiring"})
-UNHEALTHY_TOKEN_STATES = frozenset({"expired", "refresh_failed", "revoked", "invalid", "error", "failed"})
+# Token states as oauthflow writes them (it is the only writer of token status).
+HEALTHY_TOKEN_STATES = frozenset({"active", "refreshing", "valid"})
+UNHEALTHY_TOKEN_STATES = frozenset({"reauthorization_required", "error", "expired", "revoked", "refresh_failed"})
+NO_TOKEN_STATES = frozenset({"not_connected", ""})
 
 
-def _token_status_reader() -> Callable[[Any], Any] | None:
-    """``oauthflow.selectors.token_status(connection)`` when oauthflow provides it.
+def _status_reader() -> Callable[[Any], Any] | None:
+    """oauthflow's read of a connection's token state, when oauthflow provides one.
 
+    ``oauthflow.selectors.token_status(connection)`` if present, else its
+    ``oauth_status(connection)`` document (the body of ``GET /api/v1/oauth/status/{name}``).
     Imported lazily: integrations must not depend on oauthflow at import time (imports flow
-    one way), and the check reports ``unknown`` rather than failing while it is absent.
+    one way), and the check reports ``unknown`` while oauthflow is absent.
     """
     try:
         selectors = importlib.import_module("oauthflow.selectors")
     except ImportError:
         return None
-    reader = getattr(selectors, "token_status", None)
-    return reader if callable(reader) else None
+    for name in ("token_status", "oauth_status"):
+        reader = getattr(selectors, name, None)
+        if callable(reader):
+            return reader
+    return None
 
 
 def _field(state: Any, name: str) -> Any:
@@ -32,21 +38,22 @@ def _field(state: Any, name: str) -> Any:
 
 def probe(context: ProbeContext) -> HealthResult:
     """Not a network check: reports the state of the connection's OAuth token."""
-    reader = _token_status_reader()
+    reader = _status_reader()
     if reader is None or context.connection is None:
         return HealthResult(UNKNOWN, "not applicable: token state is not available")
     state = reader(context.connection)
-    if state is None:
+    status = str((state if isinstance(state, str) else _field(state, "status")) or "").lower()
+    if state is None or status in NO_TOKEN_STATES:
         return HealthResult(UNKNOWN, "not applicable: no token has been obtained yet")
-    status = state if isinstance(state, str) else _field(state, "status")
-    status = str(status or "").lower()
-    error = _field(state, "error") if not isinstance(state, str) else None
+    error = None if isinstance(state, str) else _field(state, "last_error") or _field(state, "error")
     suffix = f": {str(error)[:200]}" if error else ""
+    connected = True if isinstance(state, str) else _field(state, "connected")
+    if status in UNHEALTHY_TOKEN_STATES or connected is False:
+        label = status if status in UNHEALTHY_TOKEN_STATES else f"{status}, expired and not refreshable"
+        return unhealthy(f"token {label}{suffix}")
     if status in HEALTHY_TOKEN_STATES:
         return healthy(f"token {status}")
-    if status in UNHEALTHY_TOKEN_STATES:
-        return unhealthy(f"token {status}{suffix}")
-    return HealthResult(UNKNOWN, f"token state {status or 'unreported'}")
+    return HealthResult(UNKNOWN, f"token state {status}")
 
 
 CONNECTION_TYPE = ConnectionType(
