@@ -10,7 +10,11 @@ class IntegrationsConfig(AppConfig):
 
     def ready(self) -> None:
         from integrations import checks  # noqa: F401  (registers checks)
-        from synthorg import periodic
+        from integrations.dashboard import connections_card, tunnel_card
+        from synthorg import dashboard, periodic
+
+        dashboard.register("connections", connections_card)
+        dashboard.register("tunnel", tunnel_card)
 
         # The sweep runs often; each connection is probed on its own interval (integrations.prober).
         periodic.register("health-sweep", "integrations.health_sweep",
