@@ -62,7 +62,9 @@ def test_rotation_end_to_end(monkeypatch: pytest.MonkeyPatch, four: list[Connect
     assert check_secret_backend() == []
     event = AuditEvent.objects.get(action="master_key.rotate")
     assert event.outcome == "success" and event.actor_name == "operator"
-    assert event.details == {"rotated": 4, "already_current": 1, "failed": 0, "key_id": FP_B}
+    assert {k: event.details[k] for k in ("rotated", "already_current", "failed", "key_id")} == {
+        "rotated": 4, "already_current": 1, "failed": 0, "key_id": FP_B}
+    assert event.details["by_owner"]["connections"] == {"rotated": 4, "already_current": 1, "failed": 0}
     assert KEY_A not in str(event.details) and KEY_B not in str(event.details)
 
 
