@@ -74,6 +74,9 @@ def installation_list() -> QuerySet[Installation]:
 
 
 def installation_get(entry_id: str) -> Installation:
+    # Only ids the catalog knows are looked up: a NUL byte never reaches PostgreSQL.
+    if entry_id not in bundled_catalog():
+        raise NotFound(f"{entry_id!r} is not installed.", code="not_installed")
     installation = Installation.objects.select_related("connection").filter(entry_id=entry_id).first()
     if installation is None:
         raise NotFound(f"{entry_id!r} is not installed.", code="not_installed")

@@ -311,7 +311,13 @@ def _rule_apply(rule: TriggerRule, data: Mapping[str, Any]) -> None:
         if key in data:
             setattr(rule, key, data[key])
     if "connection" in data:
-        rule.connection = selectors.connection_get(data["connection"]) if data["connection"] else None
+        rule.connection = None
+        if data["connection"]:
+            # A rule naming a connection that does not exist breaks a rule: 422, not 404.
+            rule.connection = selectors.connection_find(data["connection"])
+            if rule.connection is None:
+                raise ValidationFailed(f"connection: no connection named {data['connection']!r}",
+                                       errors={"connection": ["no connection with this name"]})
     try:
         rule.full_clean()
     except ValidationError as exc:
