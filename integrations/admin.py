@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import ProtectedError, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -82,12 +83,24 @@ class ConnectionAdmin(admin.ModelAdmin):
     actions: Sequence[Any] = ["delete_selected", "check_now"]
     # Read-only fields of the "State" fieldset; other capabilities append theirs here.
     state_fields: Sequence[str] = ["health_badge", "health_checked_at", "health_last_error", "secret_backend",
-                                   "secret_fields_display", "created_at", "updated_at"]
+                                   "secret_fields_display", "oauth_connect_link", "created_at", "updated_at"]
     readonly_fields: Sequence[str] = ()
     choose_type_template = "admin/integrations/connection/choose_type.html"
     delete_confirmation_template = "admin/integrations/connection/delete_confirmation.html"
 
     # --- list ---------------------------------------------------------------------------------
+
+    @admin.display(description="OAuth")
+    def oauth_connect_link(self, obj: Connection) -> str:
+        if obj.connection_type != "oauth_app":
+            return "—"
+        try:
+            url = reverse("oauthflow-connect", args=[obj.name])
+        except NoReverseMatch:
+            return "—"
+        status_url = f"/api/v1/oauth/status/{obj.name}"
+        return format_html('<a class="button" href="{}">Connect</a> &nbsp; <a href="{}">token status</a>',
+                           url, status_url)
 
     @admin.display(description="health", ordering="health_status")
     def health_badge(self, obj: Connection) -> str:

@@ -19,6 +19,14 @@ class OAuthFlowConfig(AppConfig):
         from synthorg import periodic
 
         transport.install()
+
+        from integrations.secrets import rotation
+        from oauthflow.models import OAuthDeviceFlow, OAuthState, OAuthToken
+
+        # `manage.py rotate_master_key` re-encrypts tokens, PKCE verifiers and device codes too.
+        rotation.register("oauth", lambda *, actor=None: rotation.rotate_fields(
+            (OAuthToken, "ciphertext", "key_id"), (OAuthState, "verifier_ciphertext"),
+            (OAuthDeviceFlow, "device_code_ciphertext")))
         periodic.register("oauth-token-manager", "oauthflow.tokens_refresh_due", refresh_sweep_interval)
         periodic.register("oauth-states-purge", "oauthflow.states_purge",
                           lambda cfg: float(cfg.integrations.oauth.state_expiry_seconds))

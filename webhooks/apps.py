@@ -15,6 +15,13 @@ class WebhooksConfig(AppConfig):
         from webhooks.services import strategy_register
 
         bus.set_store(DatabaseBusStore())
+
+        from integrations.secrets import rotation
+        from webhooks.models import WebhookEndpoint
+
+        # Previous signing secrets kept during a rotation window are re-encrypted with the rest.
+        rotation.register("webhooks", lambda *, actor=None: rotation.rotate_fields(
+            (WebhookEndpoint, "previous_secret_ciphertext", "previous_secret_key_id")))
         strategy_register()
         periodic.register("webhooks-publication-sweep", "webhooks.publication_sweep",
                           lambda cfg: cfg.integrations.webhooks.publish_sweep_interval_seconds)

@@ -31,3 +31,61 @@ def hooks() -> dict[str, RotationHook]:
 
 def run_all(*, actor: Any = None) -> dict[str, RotationCounts]:
     return {name: hook(actor=actor) for name, hook in _hooks.items()}
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.rotated = 0
+        self.already_current = 0
+        self.failed = 0
+
+
+def rotate_field(model: Any, field: str, key_field: str | None = None) -> Counts:
+    """Re-encrypt one ciphertext column of a model under the current key, row by row.
+
+    For tables that keep no key fingerprint: a token the current key alone decrypts is
+    already current; anything else is rotated through the whole keyring (MultiFernet).
+    Idempotent and resumable; a row no key can read is counted and left as it is.
+    """
+    from cryptography.fernet import InvalidToken
+    from django.db import transaction
+
+    from integrations.secrets.fernet import key_fingerprint, keyring
+
+    ring = keyring()
+    current_id = key_fingerprint(ring.current)
+    counts = Counts()
+    pks = list(model.objects.exclude(**{field: ""}).order_by("pk").values_list("pk", flat=True))
+    for pk in pks:
+        with transaction.atomic():
+            row = model.objects.select_for_update().filter(pk=pk).first()
+            token = getattr(row, field, "") if row is not None else ""
+            if not token:
+                continue
+            try:
+                ring.current.decrypt(token.encode("ascii"))
+                if key_field and getattr(row, key_field) != current_id:
+                    model.objects.filter(pk=pk).update(**{key_field: current_id})
+                counts.already_current += 1
+                continue
+            except InvalidToken:
+                pass
+            try:
+                rotated = ring.multi.rotate(token.encode("ascii")).decode("ascii")
+            except InvalidToken:
+                counts.failed += 1
+                continue
+            model.objects.filter(pk=pk).update(**{field: rotated, **({key_field: current_id} if key_field else {})})
+            counts.rotated += 1
+    return counts
+
+
+def rotate_fields(*specs: tuple[Any, ...]) -> Counts:
+    """Each spec: (model, ciphertext field[, key fingerprint field])."""
+    total = Counts()
+    for spec in specs:
+        counts = rotate_field(*spec)
+        total.rotated += counts.rotated
+        total.already_current += counts.already_current
+        total.failed += counts.failed
+    return total

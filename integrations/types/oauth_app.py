@@ -73,6 +73,9 @@ CONNECTION_TYPE = ConnectionType(
                   choices=("client_secret_basic", "client_secret_post")),
         FieldSpec("extra_authorization_params", kind="mapping", default={},
                   help="e.g. {\"prompt\": \"consent\", \"access_type\": \"offline\"}"),
+        FieldSpec("issuer", kind="url", validators=(https_url_unless_loopback,),
+                  help="the provider's issuer identifier, checked against `iss` (RFC 9207); "
+                       "default: the origin of auth_url"),
         FieldSpec("pkce", kind="boolean", default=True,
                   help="may be false only when integrations.oauth.pkce_required is false"),
     ),

@@ -357,3 +357,15 @@ def test_bulk_delete_failure_midway_rolls_back_everything(admin_client: Client,
     assert "gh-b is busy" in response.content.decode().lower()
     assert Connection.objects.count() == 2
     assert not LogEntry.objects.filter(action_flag=3).exists()
+
+
+@pytest.mark.django_db
+def test_oauth_app_change_page_links_to_connect(client: Any, superuser: Any) -> None:
+    from integrations import services
+
+    connection = services.connection_create(name="idp-app", connection_type="oauth_app", credentials={
+        "client_id": "c", "client_secret": "s", "token_url": "https://idp.example.com/token",
+        "auth_url": "https://idp.example.com/authorize"})
+    client.force_login(superuser)
+    html = client.get(f"/admin/integrations/connection/{connection.pk}/change/").content.decode()
+    assert 'href="/api/v1/oauth/connect/idp-app"' in html

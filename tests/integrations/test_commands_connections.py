@@ -159,3 +159,15 @@ def test_delete_with_dependants_needs_force(monkeypatch: pytest.MonkeyPatch) -> 
 def test_delete_unknown_connection_fails() -> None:
     with pytest.raises(CommandError, match="No connection named"):
         run("delete", "nope")
+
+
+@pytest.mark.django_db
+def test_connections_check_probes_now_and_fails_on_unhealthy(capsys: Any) -> None:
+    # generic_http against a port where nothing listens: the check fails, the command exits non-zero.
+    from integrations import services
+
+    services.connection_create(name="dead-api", connection_type="generic_http",
+                               credentials={"base_url": "http://127.0.0.1:9/"})
+    with pytest.raises(CommandError):
+        call_command("connections", "check", "dead-api")
+    assert "dead-api" in capsys.readouterr().out

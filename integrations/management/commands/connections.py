@@ -11,6 +11,7 @@ import json
 import sys
 from typing import IO, Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.views.decorators.debug import sensitive_variables
 
@@ -120,7 +121,7 @@ class Command(BaseCommand):
     stealth_options = ("stdin",)
 
     def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="subcommand", required=True, metavar="{list,show,create,delete}")
+        sub = parser.add_subparsers(dest="subcommand", required=True, metavar="{list,show,create,delete,check}")
 
         list_parser = sub.add_parser("list", help="one line per connection")
         list_parser.add_argument("--type", dest="connection_type", choices=sorted(REGISTRY),
@@ -144,7 +145,17 @@ class Command(BaseCommand):
         delete.add_argument("--force", action="store_true",
                             help="also remove dependants (MCP installations, provider configs) through their apps")
 
+        check = sub.add_parser("check", help="run the connection's health check now (exit 1 if it fails)")
+        check.add_argument("name")
+        check.add_argument("--recent", action="store_true", help="accept a result from the fresh window")
+        check.add_argument("--json", action="store_true", help="print the API's JSON body")
+
     def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
+        if subcommand == "check":
+            # The same code as `manage.py connection_check`, which the health capability owns.
+            call_command("connection_check", options["name"], recent=options["recent"], json=options["json"],
+                         stdout=self.stdout, stderr=self.stderr)
+            return
         try:
             if subcommand == "list":
                 self._list(options.get("connection_type"), as_json=options["json"])
