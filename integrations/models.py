@@ -184,5 +184,8 @@ class TunnelState(models.Model):
     owner_heartbeat_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        permissions = [("control_tunnel", "Can start and stop the ngrok tunnel")]
+
     def __str__(self) -> str:
         return f"tunnel {self.status} (desired {self.desired})"
