@@ -314,6 +314,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {},
     "DISABLE_ERRORS_AND_WARNINGS": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # Plain Django views that DRF cannot introspect describe themselves here.
+        "webhooks.schema.add_receiver",
+    ],
 }
 
 # --- i18n, static --------------------------------------------------------------------------
