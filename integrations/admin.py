@@ -25,6 +25,7 @@ from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from integrations import dependants, services
+from integrations.admin_controls import ConnectionControlsMixin
 from integrations.forms import (
     ConnectionForm,
     ConnectionTypeChoiceForm,
@@ -72,7 +73,7 @@ def health_badge_html(status: str) -> str:
 
 
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(ConnectionControlsMixin, admin.ModelAdmin):
     form = ConnectionForm
     list_display = ["name", "connection_type", "health_badge", "health_checked_at", "health_last_error_short",
                     "updated_at"]
@@ -83,7 +84,8 @@ class ConnectionAdmin(admin.ModelAdmin):
     actions: Sequence[Any] = ["delete_selected", "check_now"]
     # Read-only fields of the "State" fieldset; other capabilities append theirs here.
     state_fields: Sequence[str] = ["health_badge", "health_checked_at", "health_last_error", "secret_backend",
-                                   "secret_fields_display", "oauth_connect_link", "created_at", "updated_at"]
+                                   "secret_fields_display", "reveal_buttons", "check_now_button",
+                                   "oauth_connect_link", "created_at", "updated_at"]
     readonly_fields: Sequence[str] = ()
     choose_type_template = "admin/integrations/connection/choose_type.html"
     delete_confirmation_template = "admin/integrations/connection/delete_confirmation.html"
@@ -99,8 +101,12 @@ class ConnectionAdmin(admin.ModelAdmin):
         except NoReverseMatch:
             return "—"
         status_url = f"/api/v1/oauth/status/{obj.name}"
-        return format_html('<a class="button" href="{}">Connect</a> &nbsp; <a href="{}">token status</a>',
-                           url, status_url)
+        try:
+            console_url = reverse("admin:oauthflow_connect", args=[obj.name])
+        except NoReverseMatch:
+            console_url = status_url
+        return format_html('<a class="button" href="{}">Connect</a> &nbsp; <a href="{}" id="oauth-console">'
+                           'token status, device flow</a>', url, console_url)
 
     @admin.display(description="health", ordering="health_status")
     def health_badge(self, obj: Connection) -> str:
@@ -151,7 +157,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Connection | None = None) -> Sequence[str]:
         if obj is None:
             return list(self.readonly_fields)
-        return ["name", "connection_type", *self.readonly_fields, *self.state_fields]
+        return ["name", "connection_type", "webhook_url_copy", *self.readonly_fields, *self.state_fields]
 
     def get_fieldsets(self, request: HttpRequest, obj: Connection | None = None) -> list[tuple[str | None, dict]]:
         type_name = self._chosen_type(request, obj)
@@ -167,7 +173,8 @@ class ConnectionAdmin(admin.ModelAdmin):
         if obj is None:
             return [(None, {"fields": ["name", "connection_type"]}), fields_of_type, limits,
                     ("Metadata", {"fields": ["metadata"], "classes": ["collapse"]})]
-        return [(None, {"fields": ["name", "connection_type", "webhook_url"]}), fields_of_type, limits,
+        return [(None, {"fields": ["name", "connection_type", "webhook_url", "webhook_url_copy"]}), fields_of_type,
+                limits,
                 ("Metadata", {"fields": ["metadata"], "classes": ["collapse"]}),
                 ("State", {"fields": [*self.readonly_fields, *self.state_fields]})]
 
@@ -294,3 +301,7 @@ def _delete_selected_through_services(modeladmin: ConnectionAdmin, request: Http
 
 
 _delete_selected_through_services.short_description = delete_selected.short_description  # type: ignore[attr-defined]
+
+
+# The tunnel page registers itself on the admin site (autodiscovery imports only admin.py).
+from integrations import admin_tunnel  # noqa: E402, F401

@@ -1,21 +1,75 @@
-"""Token status in the admin: never the token itself."""
+"""OAuth in the admin: token status (never the token), Connect, and the device-flow page.
+
+Pages (``admin:`` namespace):
+
+* ``oauthflow_connect`` (GET) — one ``oauth_app`` connection: token status and two buttons.
+* ``oauthflow_connect_start`` (POST) — authorization code + PKCE: `services.authorization_start`,
+  then the browser goes to the provider and comes back to the callback page.
+* ``oauthflow_device_start`` (POST) — `services.device_flow_start`, then the device page.
+* ``oauthflow_device`` (GET) — the user code and verification URL; reloads itself every
+  poll interval until the flow is approved, denied or expired (the worker polls the provider).
+
+Both POST controls need ``oauthflow.add_oauthtoken``; the pages need ``oauthflow.view_oauthtoken``.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
-from django.urls import reverse
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.views.decorators.http import require_GET, require_POST
 
-from oauthflow.models import OAuthToken
+from oauthflow import selectors, services
+from oauthflow.dashboard import EXPIRING_SOON
+from oauthflow.models import OAuthDeviceFlow, OAuthToken
+from synthorg.errors import SynthorgError
+
+CONNECT_PERMISSION = "oauthflow.add_oauthtoken"
+VIEW_PERMISSION = "oauthflow.view_oauthtoken"
+# The device page never reloads faster than this, whatever interval the provider asked for.
+MIN_DEVICE_REFRESH_SECONDS = 2
+
+
+def _require(request: HttpRequest, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        raise PermissionDenied
+
+
+def _scopes(raw: str) -> list[str]:
+    return [scope for scope in raw[:2000].split() if scope]
+
+
+class ExpiryFilter(admin.SimpleListFilter):
+    """Expired, or expiring within the dashboard's "soon" window (the OAuth card links here)."""
+
+    title = "expiry"
+    parameter_name = "expiry"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("expired", "expired"), ("soon", "expiring within 24 hours")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[OAuthToken]) -> QuerySet[OAuthToken]:
+        now = timezone.now()
+        if self.value() == "expired":
+            return queryset.filter(expires_at__lte=now)
+        if self.value() == "soon":
+            return queryset.filter(expires_at__isnull=False, expires_at__lte=now + EXPIRING_SOON)
+        return queryset
 
 
 @admin.register(OAuthToken)
 class OAuthTokenAdmin(admin.ModelAdmin):
     list_display = ("connection", "grant_type", "status", "expires_at", "last_refreshed_at", "failure_count",
                     "has_refresh_token", "connect_link")
-    list_filter = ("status", "grant_type")
+    list_filter = ("status", ExpiryFilter, "grant_type")
     search_fields = ("connection__name",)
     list_select_related = ("connection",)
     # ciphertext, key_id and the lease internals are left out on purpose.
@@ -26,7 +80,7 @@ class OAuthTokenAdmin(admin.ModelAdmin):
 
     @admin.display(description="Connect")
     def connect_link(self, obj: OAuthToken) -> str:
-        url = reverse("oauthflow-connect", args=[obj.connection.name])
+        url = reverse("admin:oauthflow_connect", args=[obj.connection.name])
         return format_html('<a href="{}">Connect again</a>', url)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -34,3 +88,85 @@ class OAuthTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    # --- Connect and the device flow --------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        def wrap(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+            return self.admin_site.admin_view(view)
+
+        return [
+            path("connect/<str:connection_name>/", wrap(self.connect_view), name="oauthflow_connect"),
+            path("connect/<str:connection_name>/start/", wrap(self.connect_start_view),
+                 name="oauthflow_connect_start"),
+            path("connect/<str:connection_name>/device/", wrap(self.device_start_view),
+                 name="oauthflow_device_start"),
+            path("device/<int:flow_id>/", wrap(self.device_view), name="oauthflow_device"),
+            *super().get_urls(),
+        ]
+
+    def _context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
+        return {**self.admin_site.each_context(request), "opts": self.opts, "title": title, "subtitle": None,
+                **extra}
+
+    def _render_connect(self, request: HttpRequest, connection_name: str, error: str = "",
+                        status: int = 200) -> HttpResponse:
+        try:
+            connection = services.oauth_connection(connection_name)
+        except SynthorgError as exc:
+            raise Http404(str(exc.detail)) from None
+        token_status = selectors.oauth_status(connection)
+        context = self._context(
+            request, f"Connect {connection.name}", connection=connection, token_status=token_status,
+            scopes=" ".join(connection.config.get("scopes") or []), error=error,
+            has_auth_url=bool(connection.config.get("auth_url")),
+            has_device_url=bool(connection.config.get("device_authorization_url")),
+            can_connect=request.user.has_perm(CONNECT_PERMISSION),
+            connection_url=reverse("admin:integrations_connection_change", args=[connection.pk]))
+        return TemplateResponse(request, "admin/oauthflow/connect.html", context, status=status)
+
+    @method_decorator(require_GET)
+    def connect_view(self, request: HttpRequest, connection_name: str) -> HttpResponse:
+        _require(request, VIEW_PERMISSION)
+        return self._render_connect(request, connection_name)
+
+    @method_decorator(require_POST)
+    def connect_start_view(self, request: HttpRequest, connection_name: str) -> HttpResponse:
+        _require(request, CONNECT_PERMISSION)
+        try:
+            started = services.authorization_start(connection_name=connection_name,
+                                                   scopes=_scopes(request.POST.get("scopes", "")) or None,
+                                                   user=request.user, request=request)
+        except SynthorgError as exc:
+            if exc.status_code == 404:
+                raise Http404(str(exc.detail)) from None
+            return self._render_connect(request, connection_name, error=str(exc.detail), status=exc.status_code)
+        return HttpResponseRedirect(started.authorization_url)
+
+    @method_decorator(require_POST)
+    def device_start_view(self, request: HttpRequest, connection_name: str) -> HttpResponse:
+        _require(request, CONNECT_PERMISSION)
+        try:
+            flow = services.device_flow_start(connection_name=connection_name,
+                                              scopes=_scopes(request.POST.get("scopes", "")) or None,
+                                              user=request.user, request=request)
+        except SynthorgError as exc:
+            if exc.status_code == 404:
+                raise Http404(str(exc.detail)) from None
+            return self._render_connect(request, connection_name, error=str(exc.detail), status=exc.status_code)
+        self.message_user(request, "Device flow started: give the user the code below.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:oauthflow_device", args=[flow.pk]))
+
+    @method_decorator(require_GET)
+    def device_view(self, request: HttpRequest, flow_id: int) -> HttpResponse:
+        _require(request, VIEW_PERMISSION)
+        flow = selectors.device_flow_get(flow_id)
+        if flow is None:
+            raise Http404("No such device flow.")
+        pending = flow.status == OAuthDeviceFlow.Status.PENDING
+        context = self._context(
+            request, f"Device authorization for {flow.connection.name}", flow=flow, pending=pending,
+            refresh_seconds=max(MIN_DEVICE_REFRESH_SECONDS, flow.interval_seconds) if pending else None,
+            connect_url=reverse("admin:oauthflow_connect", args=[flow.connection.name]),
+            connection_url=reverse("admin:integrations_connection_change", args=[flow.connection_id]))
+        return TemplateResponse(request, "admin/oauthflow/device.html", context)

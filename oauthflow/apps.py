@@ -20,6 +20,11 @@ class OAuthFlowConfig(AppConfig):
 
         transport.install()
 
+        from oauthflow.dashboard import oauth_card
+        from synthorg import dashboard
+
+        dashboard.register("oauth", oauth_card)
+
         from integrations.secrets import rotation
         from oauthflow.models import OAuthDeviceFlow, OAuthState, OAuthToken
 

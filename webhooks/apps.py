@@ -16,6 +16,11 @@ class WebhooksConfig(AppConfig):
 
         bus.set_store(DatabaseBusStore())
 
+        from synthorg import dashboard
+        from webhooks.dashboard import webhooks_card
+
+        dashboard.register("webhooks", webhooks_card)
+
         from integrations.secrets import rotation
         from webhooks.models import WebhookEndpoint
 

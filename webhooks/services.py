@@ -26,7 +26,7 @@ from integrations.types import get_type
 from synthorg import bus
 from synthorg.audit import audit_record
 from synthorg.config import get_config
-from synthorg.errors import ValidationFailed
+from synthorg.errors import Conflict, NotFound, ValidationFailed
 from synthorg.http import TransientError
 from webhooks.conditions import conditions_hold, event_type_matches
 from webhooks.models import (
@@ -352,3 +352,33 @@ def trigger_rule_delete(*, rule_id: int, actor: Any = None, request: HttpRequest
         audit_record(action="trigger_rule.delete", target=rule.name, target_type="trigger_rule", actor=actor,
                      request=request)
         rule.delete()
+
+
+# --- operator retry of a workflow run ---------------------------------------------------------
+
+def workflow_run_retry(*, run_id: int, actor: Any = None, request: HttpRequest | None = None) -> WorkflowRun:
+    """Put a failed run back to pending with a fresh attempt budget and queue it after commit.
+
+    Only failed runs: a pending or running one is already on its way, and a succeeded one
+    must not fire its workflow twice. The conditional UPDATE makes two clicks queue one run.
+    """
+    from webhooks.tasks import workflow_run_enqueue
+
+    with transaction.atomic():
+        reset = WorkflowRun.objects.filter(pk=run_id, status=WorkflowRun.Status.FAILED).update(
+            status=WorkflowRun.Status.PENDING, attempts=0, next_attempt_at=None, started_at=None,
+            finished_at=None)
+        run = WorkflowRun.objects.filter(pk=run_id).first()
+        if run is None:
+            raise NotFound(f"No workflow run {run_id}.", code="workflow_run_not_found")
+        if not reset:
+            raise Conflict(f"Workflow run {run_id} is {run.status}; only failed runs can be retried.",
+                           code="workflow_run_not_failed")
+        audit_record(action="workflow_run.retry", target=str(run.pk), target_type="workflow_run", actor=actor,
+                     request=request, details={"rule": run.rule_name, "previous_error": run.error[:200]})
+        transaction.on_commit(lambda: workflow_run_enqueue(run_id))
+    return run
+
+
+# The name the operator console's brief uses.
+run_retry = workflow_run_retry
