@@ -10,7 +10,9 @@ import hashlib
 import hmac
 import logging
 import re
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +21,12 @@ from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
+from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest
 
 from integrations import dependants, selectors
 from integrations.models import CONNECTION_NAME_PATTERN, RESERVED_NAMES, Connection, SecretRecord, SecretRef
-from integrations.secrets import get_backend
+from integrations.secrets import fernet, get_backend
 from integrations.secrets import rotation as secret_rotation
 from integrations.secrets.base import SecretUnavailable
 from integrations.secrets.fernet import key_check_reencrypt, key_fingerprint, keyring
@@ -192,8 +195,55 @@ def _without_required_secrets(ctype: ConnectionType) -> ConnectionType:
         dataclasses.replace(f, required=False) if f.secret else f for f in ctype.fields))
 
 
-def connection_secrets(connection: Connection) -> dict[str, str]:
-    """Every secret field of the connection, decrypted. Raises SecretUnavailable on failure."""
+# Decrypted secret sets of hot paths (the webhook receiver), keyed by the ciphertext itself and
+# the keyring's fingerprints. Every update, signing-secret rotation and master-key re-encryption
+# writes a new ciphertext, and a deleted record has none to look up, so an entry can never be
+# served for a secret that changed or went away: there is no staleness bound to document, only a
+# size bound (least recently used entries go first).
+SECRET_CACHE_SIZE = 256
+_secret_cache: OrderedDict[tuple[tuple[str, ...], str], dict[str, str]] = OrderedDict()
+_secret_cache_lock = threading.Lock()
+
+
+def secret_ciphertext_subquery(field: str = "secret_id") -> Subquery:
+    """The ciphertext of the secret record named by ``field`` of the outer row, to annotate onto
+    a connection query that runs anyway; pass it to ``connection_secrets(ciphertext=...)``."""
+    return Subquery(SecretRecord.objects.filter(pk=OuterRef(field)).values("ciphertext")[:1])
+
+
+def secret_decrypt_cached(ciphertext: str) -> dict[str, str]:
+    """``fernet.decrypt`` with the per-process cache above; a fresh dict every call.
+
+    The key includes the keyring's fingerprints, so a changed or removed master key is never
+    bypassed by an entry decrypted under the old keyring. Raises SecretUnavailable like decrypt.
+    """
+    ring = keyring()
+    key = (tuple(key_fingerprint(f) for f in (ring.current, *ring.previous)), ciphertext)
+    with _secret_cache_lock:
+        cached = _secret_cache.get(key)
+        if cached is not None:
+            _secret_cache.move_to_end(key)
+            return dict(cached)
+    values = fernet.decrypt(ciphertext, ring)
+    with _secret_cache_lock:
+        _secret_cache[key] = dict(values)
+        while len(_secret_cache) > SECRET_CACHE_SIZE:
+            _secret_cache.popitem(last=False)
+    return values
+
+
+def secret_cache_clear() -> None:
+    with _secret_cache_lock:
+        _secret_cache.clear()
+
+
+def connection_secrets(connection: Connection, *, ciphertext: str | None = None) -> dict[str, str]:
+    """Every secret field of the connection, decrypted. Raises SecretUnavailable on failure.
+
+    ``ciphertext``: the connection's secret record, read in the same query as the connection
+    (annotate ``secret_ciphertext_subquery()``); it saves a query and the decryption is cached
+    by ciphertext. None (no record, or not read) takes the backend's own path.
+    """
     ctype = get_type(connection.connection_type)
     if connection.secret_backend == "env_var":  # noqa: S105 - a backend name
         backend = get_backend("env_var")
@@ -201,8 +251,10 @@ def connection_secrets(connection: Connection) -> dict[str, str]:
                                 fields=ctype.secret_field_names)
     if connection.secret_id is None:
         return {}
-    backend = get_backend(connection.secret_backend)
     try:
+        if ciphertext is not None and connection.secret_backend == fernet.EncryptedDatabaseBackend.name:
+            return secret_decrypt_cached(ciphertext)
+        backend = get_backend(connection.secret_backend)
         return backend.retrieve(connection=connection, ref=connection.secret_ref, fields=ctype.secret_field_names)
     except SecretUnavailable as exc:
         # Name the connection, so an operator with many knows which one to repair.
