@@ -72,7 +72,8 @@ def test_signed_webhook_shows_in_activity_log_with_the_run_its_rule_fired(consol
     assert "journey-delivery-1" in page.locator(".field-provider_delivery_id").inner_text()
     console.shot("console-webhook-delivery")
 
-    console.goto(f"/admin/webhooks/workflowrun/?delivery__id__exact={delivery.pk}")
+    page.locator(".field-workflow_runs a", has_text="1 run(s)").click()
+    page.wait_for_url(f"**/admin/webhooks/workflowrun/?delivery__exact={delivery.pk}")
     run_row = page.locator("#result_list tr", has_text="log-pushes")
     assert "succeeded" in run_row.inner_text().lower()
     console.shot("console-workflow-runs")
