@@ -100,10 +100,6 @@ def test_connect_runs_code_flow_at_real_provider_and_shows_token_status(
     assert console.leaks() == []
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "the change page's Connect button leads to /api/v1/oauth/connect/<name>, whose template "
-    "(templates/oauthflow/base.html) sets <meta name=referrer content=no-referrer>: Chromium then posts "
-    "the form with Origin: null and Django's CSRF check answers 403"))
 def test_change_page_connect_button_reaches_the_provider(console: Console, oauth_connection: Connection,
                                                          oidc: OIDCPeer) -> None:
     page = console.page
