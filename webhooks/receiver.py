@@ -70,6 +70,53 @@ def unauthorized(*, connection: Connection | None, connection_name: str, reason:
 _NAME_RE = re.compile(CONNECTION_NAME_PATTERN)
 
 
+# The columns of the connection the receiver uses; the others stay deferred (never read here).
+RECEIPT_CONNECTION_FIELDS = ("id", "name", "connection_type", "config", "secret_backend", "secret_id")
+_NAME_MARK, _KEY_MARK = "\x00name", "\x00key"
+_NOW_MARK = datetime(2001, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
+
+
+class _ReceiptQuery:
+    """The receiver's one read, compiled by the ORM once per process and database.
+
+    Building and compiling this queryset costs more CPU per request (about 1.5 ms) than the
+    whole baseline receiver; its SQL never changes, so it is compiled once with marker values
+    and each request binds its three parameters (``Connection.objects.raw`` then applies the
+    fields' converters and defers the columns not selected).
+    """
+
+    def __init__(self) -> None:
+        self._compiled: dict[str, tuple[str, tuple[Any, ...]]] = {}
+
+    def _compile(self) -> tuple[str, tuple[Any, ...]]:
+        key = f"{db_connection.alias}:{db_connection.vendor}"
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            endpoint = WebhookEndpoint.objects.filter(connection=OuterRef("pk"), previous_valid_until__gt=_NOW_MARK)
+            queryset = (
+                Connection.objects.alias(lower_name=Lower("name")).filter(lower_name=_NAME_MARK)
+                .only(*RECEIPT_CONNECTION_FIELDS).order_by()
+                .annotate(secret_ciphertext=services.secret_ciphertext_subquery(),
+                          previous_secret_ciphertext=Subquery(endpoint.values("previous_secret_ciphertext")[:1]),
+                          existing_delivery_id=Subquery(Delivery.objects.filter(
+                              connection=OuterRef("pk"), replay_key=_KEY_MARK).order_by().values("pk")[:1])))
+            sql, params = queryset[:1].query.sql_with_params()
+            compiled = self._compiled[key] = (sql, tuple(params))
+        return compiled
+
+    def run(self, *, lower_name: str, body_key: str, now: datetime) -> Connection | None:
+        sql, marks = self._compile()
+        prepared_mark = _VALID_UNTIL_FIELD.get_db_prep_value(_NOW_MARK, db_connection)
+        prepared_now = _VALID_UNTIL_FIELD.get_db_prep_value(now, db_connection)
+        params = [lower_name if mark == _NAME_MARK else body_key if mark == _KEY_MARK
+                  else prepared_now if mark == prepared_mark else mark for mark in marks]
+        return next(iter(Connection.objects.raw(sql, params)), None)
+
+
+_VALID_UNTIL_FIELD = WebhookEndpoint._meta.get_field("previous_valid_until")
+_receipt_query = _ReceiptQuery()
+
+
 def connection_for_receipt(name: str, *, body_key: str, now: datetime) -> Connection | None:
     """The connection named ``name`` (case-insensitive, as ``selectors.connection_find``), with
     what the receiver needs next read in the same query instead of three more:
@@ -82,14 +129,7 @@ def connection_for_receipt(name: str, *, body_key: str, now: datetime) -> Connec
     # A name that cannot exist is not looked up (NUL bytes and the like never reach the database).
     if not _NAME_RE.fullmatch(name):
         return None
-    return (Connection.objects.annotate(lower_name=Lower("name")).filter(lower_name=name.lower())
-            .annotate(secret_ciphertext=services.secret_ciphertext_subquery(),
-                      previous_secret_ciphertext=Subquery(
-                          WebhookEndpoint.objects.filter(connection=OuterRef("pk"), previous_valid_until__gt=now)
-                          .values("previous_secret_ciphertext")[:1]),
-                      existing_delivery_id=Subquery(
-                          Delivery.objects.filter(connection=OuterRef("pk"), replay_key=body_key).values("pk")[:1]))
-            .first())
+    return _receipt_query.run(lower_name=name.lower(), body_key=body_key, now=now)
 
 
 def signing_secrets(connection: Connection, now: datetime) -> list[bytes]:
