@@ -27,7 +27,9 @@ def connections_card(request: HttpRequest) -> Card:
 def tunnel_card(request: HttpRequest) -> Card:
     state = TunnelState.objects.first()
     status = state.status if state else TunnelState.Status.STOPPED
-    stats = [Stat("state", status, tone="good" if status == "running" else ("bad" if status == "error" else ""))]
+    page = reverse("admin:integrations_tunnelstate_changelist")  # the tunnel page: start/stop and URLs
+    stats = [Stat("state", status, page,
+                  tone="good" if status == "running" else ("bad" if status == "error" else ""))]
     if state and state.public_url:
         stats.append(Stat("public URL", state.public_url))
     return Card(title="Tunnel", stats=stats, order=60)

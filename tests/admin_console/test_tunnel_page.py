@@ -102,3 +102,10 @@ def test_staff_without_any_tunnel_permission_cannot_see_the_page(console: Callab
 
 def test_tunnel_has_no_add_change_or_delete_pages(root_console: ConsoleClient) -> None:
     assert root_console.get(reverse("admin:integrations_tunnelstate_add")).status_code == 403
+
+
+def test_index_tunnel_card_links_to_the_tunnel_page(root_console: ConsoleClient) -> None:
+    html = root_console.get(reverse("admin:index")).content.decode()
+
+    card = html.split("<h2>Tunnel</h2>")[1].split("</table>")[0]
+    assert f'<a href="{PAGE}">stopped</a>' in card
