@@ -109,11 +109,11 @@ class OAuthToken(models.Model):
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     version = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name = "OAuth token"
         verbose_name_plural = "OAuth tokens"
-    updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"OAuth token of connection {self.connection_id} ({self.status})"
