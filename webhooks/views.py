@@ -55,6 +55,12 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
         parts.append(chunk)
 
 
+def storable(value: str) -> str:
+    """A path value as it can be stored and logged: PostgreSQL text holds no NUL, so NULs are
+    escaped (a name with one can never match a connection; it is only recorded)."""
+    return value.replace("\x00", "\\x00")
+
+
 def _respond(receipt: receiver.Receipt) -> HttpResponse:
     response = JsonResponse(dict(receipt.body), status=receipt.status)
     for name, value in receipt.headers.items():
@@ -65,6 +71,7 @@ def _respond(receipt: receiver.Receipt) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def webhook_receive(request: HttpRequest, connection_name: str, event_type: str) -> HttpResponse:
+    connection_name = storable(connection_name)
     remote_ip = request.META.get("REMOTE_ADDR") or None
     flooded = receiver.flood_guard(remote_ip=remote_ip)
     if flooded is not None:
