@@ -69,3 +69,25 @@ class IntegrationsEnabledMiddleware:
                 response["Retry-After"] = "300"
                 return response
         return self.get_response(request)
+
+
+class NulCharacterMiddleware:
+    """Refuse NUL characters in the path or the query string before any view sees them.
+
+    PostgreSQL text cannot hold NUL, so a NUL that reaches a query is a 500; one check here
+    covers every path parameter and filter of every app. A path with NUL names nothing (404);
+    a query string with one is malformed (400).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path:
+            return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+        if "\x00" in request.META.get("QUERY_STRING", "") or any(
+            "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
+        ):
+            return JsonResponse({"detail": "The query string contains a NUL character.", "code": "invalid"},
+                                status=400)
+        return self.get_response(request)

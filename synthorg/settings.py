@@ -144,6 +144,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "synthorg.middleware.RequestIdMiddleware",
+    "synthorg.middleware.NulCharacterMiddleware",
     # Before host validation: the tunnel's public host reaches only webhooks and the OAuth callback.
     "synthorg.tunnel_middleware.TunnelHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
