@@ -72,17 +72,20 @@ class IntegrationsEnabledMiddleware:
 
 
 class NulCharacterMiddleware:
-    """Refuse NUL characters in the path or the query string before any view sees them.
+    """Refuse NUL characters in the path, the query string and cookies before anything uses them.
 
     PostgreSQL text cannot hold NUL, so a NUL that reaches a query is a 500; one check here
-    covers every path parameter and filter of every app. A path with NUL names nothing (404);
-    a query string with one is malformed (400).
+    covers every path parameter and filter of every app, and the session cookie (Django's
+    database session store looks it up as is). A path with NUL names nothing (404); a query
+    string with one is malformed (400); a cookie with one is dropped, as if never sent.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        for name in [n for n, value in request.COOKIES.items() if "\x00" in n or "\x00" in value]:
+            del request.COOKIES[name]
         if "\x00" in request.path:
             return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
         if "\x00" in request.META.get("QUERY_STRING", "") or any(

@@ -39,6 +39,8 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+# Derandomized: CI explores the same cases every run (a flaky contract test helps nobody);
+# new code paths still get new cases because the schema drives generation.
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_api_conforms_to_schema(case: Any, staff_token: str) -> None:
     case.call_and_validate(headers={"Authorization": f"Token {staff_token}"}, checks=CHECKS)

@@ -57,3 +57,11 @@ def test_nul_in_query_string_is_400(staff_client: Any) -> None:
     response = staff_client.get("/api/v1/audit-events?target=a%00b")
     assert response.status_code == 400
     assert response["X-Request-ID"]
+
+
+@pytest.mark.django_db
+def test_session_cookie_with_nul_is_ignored_not_a_500(client: Any) -> None:
+    # Long enough to pass Django's session-key shape check, so the store would query it.
+    cookie = "sessionid=abcdefgh\x00ijklmnopqrstuvwxyz0123"
+    assert client.get("/api/v1/oauth/callback", {"state": "x", "code": "y"}, HTTP_COOKIE=cookie).status_code == 400
+    assert client.get("/admin/login/", HTTP_COOKIE=cookie).status_code == 200
