@@ -124,7 +124,8 @@ def test_impossible_name_in_path_is_404(staff_client: Any, make_provider: Any, p
     make_provider(name="main")
     response = staff_client.get(_detail(path_name))
     assert response.status_code == 404
-    assert response.json()["code"] == "provider_not_found"
+    # A NUL never reaches the view: synthorg.middleware.NulCharacterMiddleware answers first.
+    assert response.json()["code"] == ("not_found" if "%00" in path_name else "provider_not_found")
 
 
 def test_patch_migrates_to_connection(staff_client: Any, make_connection: Any, make_provider: Any) -> None:

@@ -72,10 +72,11 @@ def test_duplicate_is_found_by_the_same_read() -> None:
 @pytest.mark.django_db
 def test_unknown_and_impossible_names_read_nothing_and_get_the_uniform_401() -> None:
     body = github_body(3)
-    for name in ("nobody", "bad%00name"):
-        response = post(Client(), name, "auto", body, github_headers(body))
-        assert response.status_code == 401
-        assert response.json() == dict(receiver.UNAUTHORIZED_BODY)
+    response = post(Client(), "nobody", "auto", body, github_headers(body))
+    assert response.status_code == 401
+    assert response.json() == dict(receiver.UNAUTHORIZED_BODY)
+    # A NUL in the path is refused before routing (synthorg.middleware.NulCharacterMiddleware).
+    assert post(Client(), "bad%00name", "auto", body, github_headers(body)).status_code == 404
     assert receiver.connection_for_receipt("bad\x00name", body_key="k", now=timezone.now()) is None
 
 
