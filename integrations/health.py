@@ -237,6 +237,12 @@ def _pause_on_retry_after(connection: Connection, result: HealthResult) -> None:
 
 # --- the operations ---------------------------------------------------------------------------
 
+def _secret_values(connection: Connection, context: ProbeContext) -> list[Any]:
+    """Only the secret fields are redacted from a stored detail: hosts and URLs stay readable."""
+    names = get_type(connection.connection_type).secret_field_names
+    return [context.values[name] for name in names if name in context.values]
+
+
 def connection_probe(*, connection: Connection, actor: Any = None,
                      request: HttpRequest | None = None) -> ProbeOutcome | None:
     """Probe one connection now (bounded by ``health.timeout_seconds``) and record the result."""
@@ -246,7 +252,7 @@ def connection_probe(*, connection: Connection, actor: Any = None,
         secrets: Iterable[Any] = ()
     else:
         result = probe_with_deadline(connection, context)
-        secrets = context.values.values()
+        secrets = _secret_values(connection, context)
     return health_record(connection_id=connection.pk, result=result, actor=actor, request=request, secrets=secrets)
 
 
@@ -322,7 +328,7 @@ def connections_probe(connection_ids: Iterable[int], *, threads: int, actor: Any
     def record_finished(*, final: bool) -> None:
         for item in list(in_flight):
             if item.box:
-                record(item.connection, item.box[0], item.context.values.values())
+                record(item.connection, item.box[0], _secret_values(item.connection, item.context))
             elif final:
                 latency_ms = int((time.monotonic() - item.started) * 1000)
                 record(item.connection, HealthResult(
