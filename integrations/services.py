@@ -41,13 +41,6 @@ logger = logging.getLogger(__name__)
 _NAME_RE = re.compile(CONNECTION_NAME_PATTERN)
 
 
-@dataclass(frozen=True)
-class RateLimitInput:
-    requests_per_minute: int = 0
-    burst: int = 0
-    max_concurrent: int = 0
-
-
 def _fail(problems: Mapping[str, list[str]], detail: str = "The request breaks a validation rule.") -> None:
     if problems:
         first_field, first_rules = next(iter(problems.items()))

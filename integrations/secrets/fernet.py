@@ -7,7 +7,6 @@ decrypt it stops startup, so a mistyped key never writes new secrets beside old 
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -125,9 +124,3 @@ class EncryptedDatabaseBackend:
         record.save(update_fields=["ciphertext", "key_id", "updated_at"])
         return True
 
-
-def urlsafe_key_ok(raw: str) -> bool:
-    try:
-        return len(base64.urlsafe_b64decode(raw.encode("ascii"))) == 32
-    except ValueError:
-        return False
