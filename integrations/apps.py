@@ -9,10 +9,19 @@ class IntegrationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from integrations import checks  # noqa: F401  (registers checks)
+        from integrations import (
+            checks,  # noqa: F401  (registers checks)
+            generation,
+        )
         from integrations.dashboard import connections_card, tunnel_card
+        from integrations.models import Connection, SecretRecord
         from synthorg import dashboard, periodic
 
+        # Readers cache connections under the generation stamp (webhooks.receiver); a health
+        # probe's results are not part of what they read.
+        generation.track(Connection, ignore=frozenset(
+            {field.name for field in Connection._meta.fields if field.name.startswith("health_")} | {"updated_at"}))
+        generation.track(SecretRecord)
         dashboard.register("connections", connections_card)
         dashboard.register("tunnel", tunnel_card)
 

@@ -48,6 +48,31 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         pass  # nothing to clean if the server is gone
 
 
+@pytest.fixture(autouse=True)
+def _fresh_connection_cache() -> None:
+    """A test's rows are rolled back without announcing it: no connection cached by the
+    receiver outlives the test that read it."""
+    from webhooks.receiver import connection_cache_clear
+
+    connection_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_webhook_buckets() -> Iterator[None]:
+    """The receiver's limits are keyed by connection name and source address, which tests
+    reuse ("gh", 127.0.0.1): each test starts with full budgets (only this run's keys)."""
+    yield
+    if not settings.REDIS_URL:
+        return
+    from synthorg.redis_client import get_redis, redis_key
+
+    client = get_redis()
+    keys = [key for pattern in ("webhook:*", "webhook-ip:*")
+            for key in client.scan_iter(match=redis_key("rl", "gcra", pattern), count=1000)]
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture
 def redis_client() -> Any:
     """The shared Redis; a test needing it fails (CI) or skips (laptop) without it."""

@@ -21,9 +21,11 @@ class WebhooksConfig(AppConfig):
 
         dashboard.register("webhooks", webhooks_card)
 
+        from integrations import generation
         from integrations.secrets import rotation
         from webhooks.models import WebhookEndpoint
 
+        generation.track(WebhookEndpoint)
         # Previous signing secrets kept during a rotation window are re-encrypted with the rest.
         rotation.register("webhooks", lambda *, actor=None: rotation.rotate_fields(
             (WebhookEndpoint, "previous_secret_ciphertext", "previous_secret_key_id")))

@@ -5,12 +5,12 @@ Models hold data and invariants only; the receiver's steps live in ``webhooks.se
 """
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from synthorg.ids import uuid7
 from webhooks.conditions import validate_conditions
 
 
@@ -45,7 +45,9 @@ class Delivery(models.Model):
         PUBLISHING = "publishing", "Being published"
         PUBLISHED = "published", "Published"
 
-    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Time-ordered (synthorg.ids): new keys append to the unique index instead of landing on
+    # a random page of it.
+    event_id = models.UUIDField(default=uuid7, unique=True, editable=False)
     # No single-column index on connection: the unique (connection, replay_key) and the
     # (connection, -received_at) index both start with it, and every index costs each insert.
     connection = models.ForeignKey("integrations.Connection", on_delete=models.CASCADE, related_name="+",

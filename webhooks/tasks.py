@@ -23,6 +23,16 @@ def delivery_publish_task(delivery_id: int) -> str:
         return "failed"
 
 
+@shared_task(name="webhooks.delivery_publish_batch", ignore_result=True)
+def delivery_publish_batch_task(delivery_ids: list[int]) -> dict[str, int]:
+    """The receiver's batches (``webhooks.dispatcher``): each delivery published on its own."""
+    outcomes: dict[str, int] = {}
+    for delivery_id in delivery_ids:
+        outcome = delivery_publish_task.run(delivery_id)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
 @shared_task(name="webhooks.publication_sweep", ignore_result=True)
 @skip_when_disabled
 def publication_sweep_task() -> dict[str, int]:

@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from synthorg.config import get_config
+from synthorg.errors import ServiceUnavailable
 from webhooks import receiver
 from webhooks.rejections import rejection_record
 
@@ -68,24 +69,42 @@ def _respond(receipt: receiver.Receipt) -> HttpResponse:
     return response
 
 
+UNAVAILABLE = {"detail": "The rate limiter is unavailable; try again shortly.", "code": "service_unavailable"}
+
+
 @csrf_exempt
 @require_POST
 def webhook_receive(request: HttpRequest, connection_name: str, event_type: str) -> HttpResponse:
     connection_name = storable(connection_name)
     remote_ip = request.META.get("REMOTE_ADDR") or None
-    flooded = receiver.flood_guard(remote_ip=remote_ip)
+    try:
+        flooded, admission = receiver.admit(remote_ip=remote_ip, connection_name=connection_name)
+    except ServiceUnavailable:
+        # The limits cannot be checked (Redis down): refuse rather than let a flood through;
+        # senders retry a 503.
+        logger.warning("webhook for %r refused: the rate limiter is unavailable", connection_name)
+        response = JsonResponse(UNAVAILABLE, status=503)
+        response["Retry-After"] = "30"
+        return response
     if flooded is not None:
         return _respond(flooded)
-    limit = get_config().integrations.webhooks.max_payload_bytes
+    receipt: receiver.Receipt | None = None
     try:
-        body = read_body(request, limit)
-    except BodyTooLarge:
-        rejection_record(connection=None, connection_name=connection_name, reason="payload_too_large", status=413,
-                         path_event_type=event_type, remote_ip=remote_ip)
-        response = JsonResponse(TOO_LARGE, status=413)
-        # The rest of the body stays unread: close the connection rather than drain it.
-        response["Connection"] = "close"
-        return response
-    return _respond(receiver.delivery_receive(
-        connection_name=connection_name, path_event_type=event_type, body=body, headers=request.headers,
-        content_type=request.META.get("CONTENT_TYPE", ""), remote_ip=remote_ip))
+        limit = get_config().integrations.webhooks.max_payload_bytes
+        try:
+            body = read_body(request, limit)
+        except BodyTooLarge:
+            rejection_record(connection=None, connection_name=connection_name, reason="payload_too_large",
+                             status=413, path_event_type=event_type, remote_ip=remote_ip)
+            response = JsonResponse(TOO_LARGE, status=413)
+            # The rest of the body stays unread: close the connection rather than drain it.
+            response["Connection"] = "close"
+            return response
+        receipt = receiver.delivery_receive(
+            connection_name=connection_name, path_event_type=event_type, body=body, headers=request.headers,
+            content_type=request.META.get("CONTENT_TYPE", ""), remote_ip=remote_ip, admission=admission)
+        return _respond(receipt)
+    finally:
+        # A reservation of the connection's budget that no accepted delivery used goes back.
+        receiver.release(admission, connection_name=connection_name,
+                         receipt_status=receipt.status if receipt is not None else None)

@@ -26,27 +26,34 @@ end
 local function fmt(x) return string.format('%.6f', x) end
 """
 
+# GCRA on one bucket: interval 0 only checks the pause. Returns allowed (1/0), retry_after.
+# Shared with scripts that take several buckets in one round trip (webhooks.gate).
+GCRA_FUNCTION = """
+local function gcra(key, interval, limit, now)
+  local state = redis.call('HMGET', key, 'tat', 'paused_until')
+  local tat = tonumber(state[1]) or 0
+  local paused_until = tonumber(state[2]) or 0
+  if paused_until > now then
+    return 0, paused_until - now
+  end
+  if interval <= 0 then
+    return 1, 0
+  end
+  local new_tat = math.max(tat, now) + interval
+  local allow_at = new_tat - limit
+  if allow_at > now then
+    return 0, allow_at - now
+  end
+  redis.call('HSET', key, 'tat', fmt(new_tat))
+  redis.call('PEXPIRE', key, math.ceil((math.max(new_tat, paused_until) - now) * 1000) + 1000)
+  return 1, 0
+end
+"""
+
 # ARGV: now, interval (0 = pause check only), limit.  Returns {allowed, retry_after}.
-GCRA_ACQUIRE = _NOW + """
-local interval = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tat', 'paused_until')
-local tat = tonumber(state[1]) or 0
-local paused_until = tonumber(state[2]) or 0
-if paused_until > now then
-  return {0, fmt(paused_until - now)}
-end
-if interval <= 0 then
-  return {1, '0'}
-end
-local new_tat = math.max(tat, now) + interval
-local allow_at = new_tat - limit
-if allow_at > now then
-  return {0, fmt(allow_at - now)}
-end
-redis.call('HSET', KEYS[1], 'tat', fmt(new_tat))
-redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(new_tat, paused_until) - now) * 1000) + 1000)
-return {1, '0'}
+GCRA_ACQUIRE = _NOW + GCRA_FUNCTION + """
+local allowed, retry_after = gcra(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), now)
+return {allowed, fmt(retry_after)}
 """
 
 # ARGV: now, seconds.

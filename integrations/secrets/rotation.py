@@ -50,6 +50,7 @@ def rotate_field(model: Any, field: str, key_field: str | None = None) -> Counts
     from cryptography.fernet import InvalidToken
     from django.db import transaction
 
+    from integrations.generation import connections_changed
     from integrations.secrets.fernet import key_fingerprint, keyring
 
     ring = keyring()
@@ -77,6 +78,9 @@ def rotate_field(model: Any, field: str, key_field: str | None = None) -> Counts
                 continue
             model.objects.filter(pk=pk).update(**{field: rotated, **({key_field: current_id} if key_field else {})})
             counts.rotated += 1
+    if counts.rotated:
+        # Bulk updates send no signals; copies cached under the old ciphertext must go.
+        connections_changed()
     return counts
 
 

@@ -1,0 +1,158 @@
+"""The receiver's shared-state checks in one Redis round trip: the flood guard, the
+per-connection limit and the connection-data generation stamp.
+
+Before the body is read, one Lua script (atomic, on the Redis server's clock):
+
+1. takes one request from the source address's budget (``flood_rpm_per_ip``): refused means 429
+   now, and nothing else is touched;
+2. *reserves* one request of the connection's budget (``rate_limit_rpm``), keyed by the name
+   in the path. The receiver still answers in the issue's order (signature, replay, then
+   rate limit): a refused reservation becomes a 429 only for a verified, new delivery;
+3. reads the generation stamp (`integrations.generation`) under which the receiver may reuse
+   the connection it loaded earlier instead of reading it again.
+
+A reservation the delivery did not use (a 401, a duplicate, a bad body, Slack's challenge) is
+handed back (`ReceiptGate.refund`, a second round trip only on those paths), so only accepted
+deliveries count against the connection, as when the limit was taken after verification.
+Both budgets are the limiter's own GCRA buckets (``webhook-ip:<address>``,
+``webhook:<name>``), so pauses and the rest of `integrations.ratelimit` apply to them.
+
+Without Redis (the embedded mode's database store) `ReceiptGate` takes the flood guard through
+the limiter, reserves nothing (the receiver takes the connection's limit after verification)
+and has no stamp (nothing is cached).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from integrations import generation
+from integrations.ratelimit import RateLimitExceeded, get_rate_limiter
+from integrations.ratelimit.redis_store import _NOW, GCRA_FUNCTION, RedisStore
+from integrations.ratelimit.store import gcra_parameters
+from synthorg.errors import ServiceUnavailable
+
+# KEYS: address bucket ('' = no flood guard), connection bucket ('' = no limit), stamp key.
+# ARGV: now, address interval, limit, connection interval, limit, fresh stamp.
+# Returns {address allowed, retry_after, connection allowed, retry_after, stamp}.
+GATE = _NOW + GCRA_FUNCTION + generation.GENERATION_FUNCTION + """
+if KEYS[1] ~= '' then
+  local allowed, retry_after = gcra(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), now)
+  if allowed == 0 then
+    return {0, fmt(retry_after), 0, '0', ''}
+  end
+end
+local connection_allowed, connection_retry = 1, 0
+if KEYS[2] ~= '' then
+  connection_allowed, connection_retry = gcra(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), now)
+end
+return {1, '0', connection_allowed, fmt(connection_retry), connections_generation(KEYS[3], ARGV[6])}
+"""
+
+# Hand back one reserved request: the theoretical arrival time moves back one interval.
+# KEYS: bucket. ARGV: interval.
+REFUND = """
+local tat = tonumber(redis.call('HGET', KEYS[1], 'tat'))
+if tat then
+  redis.call('HSET', KEYS[1], 'tat', string.format('%.6f', tat - tonumber(ARGV[1])))
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The gate's answer for one request."""
+
+    # Seconds to announce in Retry-After when the address is over its budget; None = admitted.
+    flood_retry_after: float | None = None
+    # None: nothing reserved (no limit, or a store that cannot reserve: take it after
+    # verification). Otherwise whether the reservation was granted, and when to retry if not.
+    connection_reserved: bool | None = None
+    connection_retry_after: float = 0.0
+    # The connection-data generation stamp; None = do not use cached connections.
+    generation: str | None = None
+
+
+def connection_bucket(connection_name: str) -> str:
+    return f"webhook:{connection_name.lower()}"
+
+
+def address_bucket(remote_ip: str) -> str:
+    return f"webhook-ip:{remote_ip}"
+
+
+def _burst(rpm: int) -> int:
+    # The burst is the whole minute's budget: senders deliver in bursts, a limit per minute
+    # must not also space requests evenly (GCRA with no burst would).
+    return rpm - 1
+
+
+class ReceiptGate:
+    def __init__(self, client: redis.Redis | None) -> None:
+        self.client = client
+        if client is not None:
+            self._gate = client.register_script(GATE)
+            self._refund = client.register_script(REFUND)
+
+    def enter(self, *, remote_ip: str | None, connection_name: str, flood_rpm: int,
+              connection_rpm: int) -> Admission:
+        if self.client is None:
+            return self._enter_without_redis(remote_ip=remote_ip, flood_rpm=flood_rpm)
+        keys = ["", "", generation.generation_key()]
+        args = ["", "0", "0", "0", "0", generation.fresh_stamp()]
+        if flood_rpm and remote_ip:
+            keys[0] = RedisStore.bucket_key(address_bucket(remote_ip))
+            args[1:3] = (f"{value:.9f}" for value in gcra_parameters(flood_rpm, _burst(flood_rpm)))
+        if connection_rpm:
+            keys[1] = RedisStore.bucket_key(connection_bucket(connection_name))
+            args[3:5] = (f"{value:.9f}" for value in gcra_parameters(connection_rpm, _burst(connection_rpm)))
+        try:
+            reply = self._gate(keys=keys, args=args)
+        except redis.RedisError as exc:
+            # Fail closed, like the limiter: a guard that cannot see its state lets nothing through.
+            raise ServiceUnavailable("The rate limiter is unavailable; try again shortly.") from exc
+        if int(reply[0]) == 0:
+            return Admission(flood_retry_after=float(reply[1]))
+        stamp = reply[4].decode() if isinstance(reply[4], bytes) else str(reply[4])
+        return Admission(connection_reserved=bool(int(reply[2])) if connection_rpm else None,
+                         connection_retry_after=float(reply[3]), generation=stamp)
+
+    def _enter_without_redis(self, *, remote_ip: str | None, flood_rpm: int) -> Admission:
+        if flood_rpm and remote_ip:
+            try:
+                get_rate_limiter().acquire(address_bucket(remote_ip), rpm=flood_rpm, burst=_burst(flood_rpm),
+                                           wait=False)
+            except RateLimitExceeded as exc:
+                return Admission(flood_retry_after=exc.retry_after)
+        return Admission()
+
+    def refund(self, *, connection_name: str, connection_rpm: int) -> None:
+        """Give back a reservation the delivery did not use (best effort: it expires anyway)."""
+        if self.client is None or not connection_rpm:
+            return
+        interval, _limit = gcra_parameters(connection_rpm, _burst(connection_rpm))
+        try:
+            self._refund(keys=[RedisStore.bucket_key(connection_bucket(connection_name))],
+                         args=[f"{interval:.9f}"])
+        except redis.RedisError:
+            pass
+
+
+_gates: dict[int, ReceiptGate] = {}
+
+
+def get_gate() -> ReceiptGate:
+    """The gate for this process's Redis client (scripts registered once per client), or one
+    without Redis when the limiter's backend is the database."""
+    from synthorg.config import get_config
+    from synthorg.redis_client import get_redis
+
+    backend = get_config().integrations.ratelimit.backend
+    client = get_redis() if backend in ("auto", "redis") else None
+    gate = _gates.get(id(client))
+    if gate is None or gate.client is not client:
+        _gates.clear()
+        gate = _gates[id(client)] = ReceiptGate(client)
+    return gate
