@@ -19,10 +19,12 @@ Both budgets are the limiter's own GCRA buckets (``webhook-ip:<address>``,
 
 Without Redis (the embedded mode's database store) `ReceiptGate` takes the flood guard through
 the limiter, reserves nothing (the receiver takes the connection's limit after verification)
-and has no stamp (nothing is cached).
+and has no stamp (nothing is cached). With both limits off, an unreachable Redis only costs the
+stamp: deliveries are still received (and the outbox publishes them once the broker is back).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import redis
@@ -32,6 +34,8 @@ from integrations.ratelimit import RateLimitExceeded, get_rate_limiter
 from integrations.ratelimit.redis_store import _NOW, GCRA_FUNCTION, RedisStore
 from integrations.ratelimit.store import gcra_parameters
 from synthorg.errors import ServiceUnavailable
+
+logger = logging.getLogger(__name__)
 
 # KEYS: address bucket ('' = no flood guard), connection bucket ('' = no limit), stamp key.
 # ARGV: now, address interval, limit, connection interval, limit, fresh stamp.
@@ -111,8 +115,13 @@ class ReceiptGate:
         try:
             reply = self._gate(keys=keys, args=args)
         except redis.RedisError as exc:
-            # Fail closed, like the limiter: a guard that cannot see its state lets nothing through.
-            raise ServiceUnavailable("The rate limiter is unavailable; try again shortly.") from exc
+            if keys[0] or keys[1]:
+                # Fail closed, like the limiter: a guard that cannot see its state lets nothing through.
+                raise ServiceUnavailable("The rate limiter is unavailable; try again shortly.") from exc
+            # No limit to enforce: receive without the stamp (no cached connections); the
+            # delivery is stored and the outbox publishes it once the broker is back.
+            logger.warning("Redis unavailable; receiving without cached connections: %s", exc)
+            return Admission()
         if int(reply[0]) == 0:
             return Admission(flood_retry_after=float(reply[1]))
         stamp = reply[4].decode() if isinstance(reply[4], bytes) else str(reply[4])

@@ -12,15 +12,15 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import psycopg
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db import connection as db_connection
 from django.db.models import F, OuterRef, Subquery
 from django.db.models.constants import OnConflict
@@ -76,6 +76,34 @@ def unauthorized(*, connection: Connection | None, connection_name: str, reason:
 
 
 _NAME_RE = re.compile(CONNECTION_NAME_PATTERN)
+T = TypeVar("T")
+
+
+def on_live_connection(statement: Callable[[], T]) -> T:
+    """Run one of the receiver's statements without Django's per-request health check.
+
+    With ``CONN_HEALTH_CHECKS`` Django spends a ``SELECT 1`` round trip before each request's
+    first query to find out whether the persistent connection still works. Here the statement
+    itself is that test: when it fails and the connection is found dead (the server restarted
+    or dropped it), the connection is closed and the statement runs once more on a new one.
+    Both receiver statements may run twice: a read, and an insert made idempotent by the unique
+    (connection, replay key). Should an insert commit and the connection die before the answer
+    reached us, the repeat finds it stored: the sender is told "duplicate" (it stops retrying,
+    which is right) and the outbox sweep publishes the row.
+    """
+    connection = db_connection
+    if (connection.in_atomic_block or connection.connection is None or connection.health_check_done
+            or not connection.health_check_enabled):
+        return statement()
+    connection.health_check_done = True
+    try:
+        return statement()
+    except (DatabaseError, psycopg.Error):
+        if connection.is_usable():
+            raise
+        logger.warning("the database connection was dead; reconnecting")
+        connection.close()
+        return statement()
 
 
 # The columns of the connection the receiver uses; the others stay deferred (never read here).
@@ -135,9 +163,13 @@ class _ReceiptQuery:
     def run(self, *, lower_name: str) -> Connection | None:
         query = self._compiled()
         params = [lower_name if mark == _NAME_MARK else mark for mark in query.params]
-        with db_connection.cursor() as cursor:
-            cursor.execute(query.sql, params)
-            fetched = cursor.fetchone()
+
+        def read() -> Any:
+            with db_connection.cursor() as cursor:
+                cursor.execute(query.sql, params)
+                return cursor.fetchone()
+
+        fetched = on_live_connection(read)
         if fetched is None:
             return None
         row = list(fetched)
@@ -520,19 +552,22 @@ class _DeliveryInsert:
         params = [field.get_db_prep_save(values[field.attname] if field.attname in values else field.get_default(),
                                          db_connection) for field in self.fields]
         sql = self._sql()
-        with db_connection.cursor() as cursor:
-            if db_connection.vendor == "postgresql" and not db_connection.queries_logged:
-                # Django's psycopg cursors bind on the client: every value, the raw body too,
-                # is quoted into the SQL text in Python and parsed again by the server. A plain
-                # psycopg cursor on the same connection binds on the server, and psycopg
-                # prepares a statement it has run a few times: only the values travel.
-                # (Query logging, DEBUG or a test capturing queries, keeps Django's cursor.)
-                with psycopg.Cursor(db_connection.connection) as raw:
-                    raw.execute(sql, params)
-                    row = raw.fetchone()
-            else:
+
+        def insert() -> Any:
+            with db_connection.cursor() as cursor:
+                if db_connection.vendor == "postgresql" and not db_connection.queries_logged:
+                    # Django's psycopg cursors bind on the client: every value, the raw body
+                    # too, is quoted into the SQL text in Python and parsed again by the server.
+                    # A plain psycopg cursor on the same connection binds on the server, and
+                    # psycopg prepares a statement it has run a few times: only values travel.
+                    # (Query logging, DEBUG or a test capturing queries, keeps Django's cursor.)
+                    with psycopg.Cursor(db_connection.connection) as raw:
+                        raw.execute(sql, params)
+                        return raw.fetchone()
                 cursor.execute(sql, params)
-                row = cursor.fetchone()
+                return cursor.fetchone()
+
+        row = on_live_connection(insert)
         return None if row is None else row[0]
 
 

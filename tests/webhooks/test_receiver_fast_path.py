@@ -1,7 +1,8 @@
-"""The receiver's fast path: one read (connection, secret ciphertext, previous secret and replay
-hit together) and one autocommitted insert per accepted delivery, the publication enqueued
-only after that insert is committed, and secrets never stale across processes even though
-their decryption is cached (the cache is keyed by the ciphertext read with the row)."""
+"""The receiver's fast path: with Redis, an accepted delivery costs one statement (the insert;
+the connection comes from the per-process cache validated by the gate's generation stamp),
+without Redis one read and one insert; the publication is queued only after the insert is
+committed; a duplicate is refused by the unique constraint, not by an error; and secrets are
+never stale across processes even though connections and decryptions are cached."""
 from __future__ import annotations
 
 import json
@@ -35,9 +36,9 @@ def statements(context: CaptureQueriesContext) -> list[str]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_accepted_delivery_costs_one_read_and_one_insert_then_enqueues() -> None:
+def test_accepted_delivery_costs_one_insert_and_queues_after_the_commit() -> None:
     make_github()
-    post(Client(), "gh", "auto", github_body(0), github_headers(github_body(0)))  # warm: decryption cached
+    post(Client(), "gh", "auto", github_body(0), github_headers(github_body(0)))  # warm: connection cached
     enqueued: list[tuple[int, bool]] = []
 
     def enqueue(delivery_id: int) -> bool:
@@ -51,13 +52,19 @@ def test_accepted_delivery_costs_one_read_and_one_insert_then_enqueues() -> None
         response = post(Client(), "gh", "auto", body, github_headers(body, event="push"))
     assert response.status_code == 202
     sql = statements(context)
-    assert len(sql) == 2, sql
-    assert sql[0].upper().startswith("SELECT") and sql[1].upper().startswith("INSERT")
+    if settings.REDIS_URL:
+        assert len(sql) == 1, sql  # the connection came from the cache
+    else:
+        # Without Redis: no generation stamp (the connection is read every time), and the
+        # database limiter is taken after a duplicate check, so a duplicate spends nothing.
+        assert len(sql) == 3, [q[:120] for q in sql]
+        assert sql[0].upper().startswith("SELECT") and sql[1].upper().startswith("SELECT")
+    assert sql[-1].upper().startswith("INSERT")
     assert enqueued == [(response.json()["delivery_id"], False)]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_duplicate_is_found_by_the_same_read() -> None:
+def test_duplicate_is_refused_by_the_unique_constraint_without_an_error() -> None:
     make_github()
     body = github_body(2)
     first = post(Client(), "gh", "auto", body, github_headers(body))
@@ -65,8 +72,30 @@ def test_duplicate_is_found_by_the_same_read() -> None:
         again = post(Client(), "gh", "auto", body, github_headers(body, delivery="redelivery"))
     assert again.status_code == 200 and again.json() == {"status": "duplicate",
                                                          "delivery_id": first.json()["delivery_id"]}
-    assert not any(q.upper().startswith("INSERT INTO \"WEBHOOKS_DELIVERY\"") for q in statements(context))
+    inserts = [q for q in statements(context) if q.upper().startswith(("INSERT INTO \"WEBHOOKS_DELIVERY\"", "INSERT OR IGNORE"))]
+    if settings.REDIS_URL:
+        # One insert, refused quietly (ON CONFLICT DO NOTHING): no IntegrityError, no error logged.
+        assert len(inserts) == 1 and "ON CONFLICT DO NOTHING" in inserts[0]
+    else:
+        assert inserts == []  # found by the look-up that comes before the database limiter
     assert Delivery.objects.count() == 1
+    assert Delivery.objects.get().duplicates == 1
+
+
+@pytest.mark.django_db
+def test_delivery_store_returns_none_for_a_duplicate_and_queues_nothing() -> None:
+    connection = make_github()
+    values = {"connection_id": connection.pk, "connection_name": "gh", "connection_type": "github",
+              "event_type": "push", "path_event_type": "push", "replay_key": "k" * 64, "body": b"{}",
+              "payload": {}, "received_at": timezone.now()}
+    with mock.patch("webhooks.receiver.publication_submit") as submit:
+        first = receiver.delivery_store(values)
+        second = receiver.delivery_store(values)
+    assert first is not None and second is None
+    stored = Delivery.objects.get()
+    assert stored.pk == first and stored.event_id.version == 7 and stored.publish_state == "pending"
+    # Inside the test's transaction the publication waits for the commit that never comes.
+    submit.assert_not_called()
 
 
 @pytest.mark.django_db
@@ -77,29 +106,28 @@ def test_unknown_and_impossible_names_read_nothing_and_get_the_uniform_401() -> 
     assert response.json() == dict(receiver.UNAUTHORIZED_BODY)
     # A NUL in the path is refused before routing (synthorg.middleware.NulCharacterMiddleware).
     assert post(Client(), "bad%00name", "auto", body, github_headers(body)).status_code == 404
-    assert receiver.connection_for_receipt("bad\x00name", body_key="k", now=timezone.now()) is None
+    assert receiver.connection_for_receipt("bad\x00name") == (None, False)
 
 
 @pytest.mark.django_db
 def test_receipt_read_matches_the_selector_case_insensitively() -> None:
     make_github(name="Mixed.Case")
-    found = receiver.connection_for_receipt("mixed.case", body_key="none", now=timezone.now())
-    assert found is not None and found.name == "Mixed.Case"
-    assert found.secret_ciphertext and found.previous_secret_ciphertext is None and found.existing_delivery_id is None
+    found, cached = receiver.connection_for_receipt("mixed.case")
+    assert found is not None and found.name == "Mixed.Case" and not cached
+    assert found.secret_ciphertext and found.previous_secret_ciphertext is None
 
 
 @pytest.mark.django_db
-def test_previous_secret_read_with_the_row_only_inside_its_grace() -> None:
+def test_previous_secret_read_with_the_row_is_used_only_inside_its_grace() -> None:
     connection = make_github()
     webhook_services.signing_secret_rotate(name="gh", secret="the-second-secret-value",
                                            previous_valid_until=timezone.now() + timedelta(hours=1))
-    inside = receiver.connection_for_receipt("gh", body_key="k", now=timezone.now())
-    assert receiver.signing_secrets(inside, timezone.now()) == [b"the-second-secret-value", GITHUB_SECRET.encode()]
+    found, _cached = receiver.connection_for_receipt("gh")
+    assert found.pk == connection.pk and found.previous_secret_ciphertext
+    assert receiver.signing_secrets(found, timezone.now()) == [b"the-second-secret-value", GITHUB_SECRET.encode()]
+    # The same (cached) copy stops offering the previous secret once its grace is over.
     later = timezone.now() + timedelta(hours=2)
-    after = receiver.connection_for_receipt("gh", body_key="k", now=later)
-    assert after.previous_secret_ciphertext is None
-    assert receiver.signing_secrets(after, later) == [b"the-second-secret-value", b""]
-    assert after.pk == connection.pk
+    assert receiver.signing_secrets(found, later) == [b"the-second-secret-value", b""]
 
 
 @pytest.mark.django_db(transaction=True)
