@@ -1,0 +1,337 @@
+"""webhooks.gate: the flood guard, the connection's reservation and the generation stamp in one
+Redis round trip; the receiver's answers built on it; and the receiver's connection cache."""
+from __future__ import annotations
+
+import logging
+import socket
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+import pytest
+import redis
+from django.test import Client
+
+from integrations import generation
+from integrations.models import Connection, SecretRecord
+from integrations.ratelimit.redis_store import RedisStore
+from integrations.secrets import fernet
+from synthorg.errors import ServiceUnavailable
+from synthorg.redis_client import get_redis
+from tests.webhooks.receiving import GITHUB_SECRET, github_body, github_headers, make_github, post
+from webhooks import gate as gate_module
+from webhooks import receiver
+from webhooks.gate import Admission, ReceiptGate, address_bucket, connection_bucket, get_gate
+from webhooks.models import Delivery
+
+# Documentation addresses (RFC 5737): only bucket names here, no traffic goes anywhere.
+ADDRESS = "192.0.2.10"
+OTHER_ADDRESS = "192.0.2.11"
+
+
+def closed_port() -> int:
+    # Bound then released: nothing listens there for the rest of the test.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def dead_gate() -> ReceiptGate:
+    return ReceiptGate(redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.5))
+
+
+@pytest.fixture
+def gate(redis_client: Any) -> ReceiptGate:
+    return ReceiptGate(get_redis())
+
+
+def tat(client: Any, connection_name: str) -> bytes | None:
+    return client.hget(RedisStore.bucket_key(connection_bucket(connection_name)), "tat")
+
+
+# --- the gate on Redis --------------------------------------------------------------------
+
+
+def test_flood_refusal_touches_no_connection_bucket(gate: ReceiptGate, redis_client: Any) -> None:
+    for _ in range(2):
+        admitted = gate.enter(remote_ip=ADDRESS, connection_name="first", flood_rpm=2, connection_rpm=100)
+        assert admitted.flood_retry_after is None and admitted.connection_reserved is True
+    spent = tat(redis_client, "first")
+    assert spent is not None
+
+    refused = gate.enter(remote_ip=ADDRESS, connection_name="first", flood_rpm=2, connection_rpm=100)
+    assert refused.flood_retry_after is not None and refused.flood_retry_after > 0
+    assert refused.connection_reserved is None and refused.generation is None
+    assert tat(redis_client, "first") == spent
+    gate.enter(remote_ip=ADDRESS, connection_name="second", flood_rpm=2, connection_rpm=100)
+    assert not redis_client.exists(RedisStore.bucket_key(connection_bucket("second")))
+
+    # Another address has its own budget.
+    other = gate.enter(remote_ip=OTHER_ADDRESS, connection_name="first", flood_rpm=2, connection_rpm=100)
+    assert other.flood_retry_after is None
+    assert redis_client.exists(RedisStore.bucket_key(address_bucket(OTHER_ADDRESS)))
+
+
+def test_exactly_rpm_reservations_then_refused(gate: ReceiptGate) -> None:
+    answers = [gate.enter(remote_ip=ADDRESS, connection_name="gh", flood_rpm=0, connection_rpm=3) for _ in range(4)]
+    assert [a.connection_reserved for a in answers] == [True, True, True, False]
+    assert all(a.flood_retry_after is None for a in answers)
+    # One request per 20 s refills the bucket: the refused one waits about that long.
+    assert 0 < answers[3].connection_retry_after <= 20
+    assert answers[0].connection_retry_after == 0
+
+
+def test_bucket_is_per_connection_and_case_insensitive(gate: ReceiptGate) -> None:
+    assert gate.enter(remote_ip=None, connection_name="GH", flood_rpm=0, connection_rpm=1).connection_reserved
+    assert gate.enter(remote_ip=None, connection_name="gh", flood_rpm=0, connection_rpm=1).connection_reserved is False
+    assert gate.enter(remote_ip=None, connection_name="other", flood_rpm=0, connection_rpm=1).connection_reserved
+
+
+def test_no_limit_reserves_nothing(gate: ReceiptGate, redis_client: Any) -> None:
+    admitted = gate.enter(remote_ip=ADDRESS, connection_name="gh", flood_rpm=0, connection_rpm=0)
+    assert admitted.connection_reserved is None and admitted.flood_retry_after is None
+    assert admitted.generation
+    assert tat(redis_client, "gh") is None
+    assert not redis_client.exists(RedisStore.bucket_key(address_bucket(ADDRESS)))
+
+
+def test_refund_gives_one_reservation_back(gate: ReceiptGate) -> None:
+    def reserve() -> bool | None:
+        return gate.enter(remote_ip=ADDRESS, connection_name="gh", flood_rpm=0, connection_rpm=2).connection_reserved
+
+    assert [reserve(), reserve(), reserve()] == [True, True, False]
+    gate.refund(connection_name="gh", connection_rpm=2)
+    assert reserve() is True
+    assert reserve() is False  # one back, not the whole budget
+    gate.refund(connection_name="GH", connection_rpm=2)  # same bucket, whatever the case
+    assert reserve() is True
+
+
+def test_refund_without_a_bucket_or_a_limit_does_nothing(gate: ReceiptGate, redis_client: Any) -> None:
+    gate.refund(connection_name="never-seen", connection_rpm=2)
+    assert not redis_client.exists(RedisStore.bucket_key(connection_bucket("never-seen")))
+    ReceiptGate(None).refund(connection_name="gh", connection_rpm=2)
+    gate.refund(connection_name="gh", connection_rpm=0)
+
+
+@pytest.mark.django_db
+def test_generation_stamp_created_when_missing_stable_then_changed(gate: ReceiptGate, redis_client: Any) -> None:
+    key = generation.generation_key()  # this run's prefix: ours to delete
+    redis_client.delete(key)
+    first = gate.enter(remote_ip=ADDRESS, connection_name="gh", flood_rpm=0, connection_rpm=0).generation
+    assert first and redis_client.get(key) == first.encode()
+    again = gate.enter(remote_ip=OTHER_ADDRESS, connection_name="other", flood_rpm=10, connection_rpm=10)
+    assert again.generation == first
+
+    generation.connections_changed()
+    changed = gate.enter(remote_ip=ADDRESS, connection_name="gh", flood_rpm=0, connection_rpm=0).generation
+    assert changed and changed != first
+    assert redis_client.get(key) == changed.encode()
+
+
+@pytest.mark.parametrize(("flood_rpm", "connection_rpm"), [(10, 10), (10, 0), (0, 10)])
+def test_unreachable_redis_is_service_unavailable_while_a_limit_is_on(flood_rpm: int, connection_rpm: int) -> None:
+    with pytest.raises(ServiceUnavailable):
+        dead_gate().enter(remote_ip=ADDRESS, connection_name="gh", flood_rpm=flood_rpm, connection_rpm=connection_rpm)
+    dead_gate().refund(connection_name="gh", connection_rpm=10)  # best effort: never raises
+
+
+def test_unreachable_redis_with_no_limit_only_costs_the_stamp(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="webhooks.gate"):
+        admitted = dead_gate().enter(remote_ip=ADDRESS, connection_name="gh", flood_rpm=0, connection_rpm=0)
+    assert admitted == Admission()  # admitted, nothing reserved, no stamp: nothing cached
+    assert "Redis unavailable" in caplog.text
+
+
+@pytest.mark.django_db
+def test_without_redis_the_flood_guard_uses_the_database_limiter(settings: Any) -> None:
+    settings.SYNTHORG_CONFIG_OVERRIDES = {"ratelimit": {"backend": "database"}}
+    no_redis = ReceiptGate(None)
+    answers = [no_redis.enter(remote_ip=ADDRESS, connection_name="gh", flood_rpm=2, connection_rpm=5)
+               for _ in range(3)]
+    assert answers[:2] == [Admission(), Admission()]  # nothing reserved, no stamp: take it after verifying
+    assert answers[2].flood_retry_after is not None and answers[2].flood_retry_after > 0
+    assert answers[2].connection_reserved is None and answers[2].generation is None
+    # No address (or no flood limit): nothing to check.
+    assert no_redis.enter(remote_ip=None, connection_name="gh", flood_rpm=2, connection_rpm=5) == Admission()
+    assert no_redis.enter(remote_ip=ADDRESS, connection_name="gh", flood_rpm=0, connection_rpm=5) == Admission()
+
+
+def test_get_gate_follows_the_limiter_backend(settings: Any) -> None:
+    settings.SYNTHORG_CONFIG_OVERRIDES = {"ratelimit": {"backend": "database"}}
+    assert get_gate().client is None
+    settings.SYNTHORG_CONFIG_OVERRIDES = {}
+    current = get_gate()
+    assert current.client is get_redis()
+    assert get_gate() is current  # scripts registered once per client
+
+
+# --- the receiver's answers, end to end -----------------------------------------------------
+
+
+def good(client: Client, n: int) -> Any:
+    body = github_body(n)
+    return post(client, "gh", "push", body, github_headers(body, delivery=f"d-{n}"))
+
+
+@pytest.mark.django_db
+def test_refused_deliveries_do_not_spend_the_connection_budget(settings: Any) -> None:
+    settings.SYNTHORG_CONFIG_OVERRIDES = {"webhooks": {"rate_limit_rpm": 2}}
+    make_github()
+    client = Client()
+    statuses = []
+    for n in range(2):
+        body = github_body(100 + n)
+        statuses.append(post(client, "gh", "push", body, github_headers(body, secret="wrong-secret")).status_code)
+    statuses += [good(client, 1).status_code, good(client, 2).status_code]
+    assert statuses == [401, 401, 202, 202]
+    third = good(client, 3)
+    assert third.status_code == 429
+    assert third.json()["code"] == "rate_limited"
+    assert 1 <= int(third["Retry-After"]) <= 30
+    assert Delivery.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_duplicates_are_answered_as_such_within_and_over_the_budget(settings: Any) -> None:
+    settings.SYNTHORG_CONFIG_OVERRIDES = {"webhooks": {"rate_limit_rpm": 2}}
+    make_github()
+    client = Client()
+    first = good(client, 1)
+    assert first.status_code == 202
+    delivery_id = first.json()["delivery_id"]
+    assert good(client, 1).json() == {"status": "duplicate", "delivery_id": delivery_id}
+    assert good(client, 2).status_code == 202  # the duplicate's reservation went back
+    assert good(client, 3).status_code == 429
+    over = good(client, 1)
+    assert over.status_code == 200
+    assert over.json() == {"status": "duplicate", "delivery_id": delivery_id}
+    assert Delivery.objects.get(pk=delivery_id).duplicates == 2
+
+
+@pytest.mark.django_db
+def test_flooding_address_gets_429_before_anything_else(settings: Any) -> None:
+    settings.SYNTHORG_CONFIG_OVERRIDES = {"webhooks": {"flood_rpm_per_ip": 1}}
+    make_github()
+    client = Client()
+    assert good(client, 1).status_code == 202
+    flooded = good(client, 2)
+    assert flooded.status_code == 429 and flooded.json()["code"] == "rate_limited"
+    assert int(flooded["Retry-After"]) >= 1
+    assert Delivery.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_redis_down_at_the_view_is_503_with_retry_after() -> None:
+    make_github()
+    with mock.patch("webhooks.receiver.get_gate", return_value=dead_gate()):
+        response = good(Client(), 1)
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "service_unavailable"
+    assert response["Retry-After"] == "30"
+    assert not Delivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_redis_down_with_both_limits_off_still_receives(settings: Any) -> None:
+    settings.SYNTHORG_CONFIG_OVERRIDES = {"webhooks": {"rate_limit_rpm": 0, "flood_rpm_per_ip": 0}}
+    make_github()
+    with mock.patch("webhooks.receiver.get_gate", return_value=dead_gate()):
+        assert good(Client(), 1).status_code == 202
+        assert good(Client(), 1).json()["status"] == "duplicate"
+    assert Delivery.objects.count() == 1
+
+
+# --- the receiver's connection cache (webhooks.receiver.connection_for_receipt) -------------
+
+
+@pytest.mark.django_db
+def test_second_lookup_under_the_same_generation_reads_nothing(django_assert_num_queries: Any) -> None:
+    make_github()
+    with django_assert_num_queries(1):
+        first, cached = receiver.connection_for_receipt("gh", generation="g1")
+    assert first is not None and cached is False
+    with django_assert_num_queries(0):
+        again, cached = receiver.connection_for_receipt("GH", generation="g1")
+    assert again is first and cached is True
+
+
+@pytest.mark.django_db
+def test_another_generation_or_fresh_reads_again(django_assert_num_queries: Any) -> None:
+    make_github()
+    receiver.connection_for_receipt("gh", generation="g1")
+    with django_assert_num_queries(1):
+        _, cached = receiver.connection_for_receipt("gh", generation="g2")
+    assert cached is False
+    with django_assert_num_queries(1):
+        _, cached = receiver.connection_for_receipt("gh", generation="g2", fresh=True)
+    assert cached is False
+    with django_assert_num_queries(0):
+        assert receiver.connection_for_receipt("gh", generation="g2")[1] is True
+
+
+@pytest.mark.django_db
+def test_without_a_generation_nothing_is_cached(django_assert_num_queries: Any) -> None:
+    make_github()
+    for _ in range(2):
+        with django_assert_num_queries(1):
+            assert receiver.connection_for_receipt("gh")[1] is False
+    assert "gh" not in receiver._connection_cache
+
+
+@pytest.mark.django_db
+def test_an_old_entry_is_read_again(django_assert_num_queries: Any) -> None:
+    make_github()
+    receiver.connection_for_receipt("gh", generation="g1")
+    real = receiver.time
+    later = SimpleNamespace(monotonic=lambda: real.monotonic() + receiver.CONNECTION_CACHE_SECONDS + 1,
+                            time=real.time)
+    with mock.patch.object(receiver, "time", later), django_assert_num_queries(1):
+        assert receiver.connection_for_receipt("gh", generation="g1")[1] is False
+    # Just read again: fresh for another CONNECTION_CACHE_SECONDS.
+    with django_assert_num_queries(0):
+        assert receiver.connection_for_receipt("gh", generation="g1")[1] is True
+
+
+@pytest.mark.django_db
+def test_an_unknown_name_is_not_cached(django_assert_num_queries: Any) -> None:
+    make_github()
+    receiver.connection_for_receipt("gh", generation="g1")
+    Connection.objects.filter(name="gh").delete()
+    with django_assert_num_queries(1):
+        assert receiver.connection_for_receipt("gh", generation="g2") == (None, False)
+    assert "gh" not in receiver._connection_cache
+    with django_assert_num_queries(1):
+        assert receiver.connection_for_receipt("gh", generation="g2") == (None, False)
+
+
+@pytest.mark.django_db
+def test_a_secret_changed_behind_the_cache_is_read_again_before_refusing() -> None:
+    connection = make_github()
+    assert receiver.connection_for_receipt("gh", generation="g1")[0] is not None
+    # A bulk update announces nothing: the cached copy still holds the old ciphertext.
+    ciphertext, key_id = fernet.encrypt({"token": "ghp_test_token_value", "signing_secret": "the-new-secret"})
+    SecretRecord.objects.filter(pk=connection.secret_id).update(ciphertext=ciphertext, key_id=key_id)
+    assert receiver._connection_cache["gh"][2].secret_ciphertext != ciphertext
+
+    body = github_body(7)
+    receipt = receiver.delivery_receive(
+        connection_name="gh", path_event_type="push", body=body,
+        headers=github_headers(body, secret="the-new-secret"), content_type="application/json",
+        remote_ip=ADDRESS, admission=Admission(generation="g1"))
+    assert receipt.status == 202
+    assert receiver._connection_cache["gh"][2].secret_ciphertext == ciphertext  # the re-read replaced it
+
+    # The old secret is now refused, even though it once matched a cached copy.
+    body = github_body(8)
+    refused = receiver.delivery_receive(
+        connection_name="gh", path_event_type="push", body=body, headers=github_headers(body, secret=GITHUB_SECRET),
+        content_type="application/json", remote_ip=ADDRESS, admission=Admission(generation="g1"))
+    assert refused.status == 401
+
+
+def test_gate_module_exports() -> None:
+    # The bucket names the limiter's pauses and tools use.
+    assert gate_module.connection_bucket("GitHub.Main") == "webhook:github.main"
+    assert gate_module.address_bucket("198.51.100.7") == "webhook-ip:198.51.100.7"
