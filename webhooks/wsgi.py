@@ -55,14 +55,25 @@ class ReceiverHandler(WSGIHandler):
         return match
 
 
-@lru_cache(maxsize=4096)
-def is_receiver_path(path_info: str) -> bool:
-    """Whether the project's URLconf routes this path to the receiver (cached per path: the
-    routes are fixed at startup; an attacker varying paths only evicts entries)."""
-    from webhooks.views import webhook_receive
+# Receiver paths are short (a connection name and an event type); longer ones are resolved
+# without being remembered, so the cache stays small whatever paths requests make up.
+_CACHED_PATH_LENGTH = 300
 
+
+def is_receiver_path(path_info: str) -> bool:
+    """Whether the project's URLconf routes this path to the receiver."""
     if not path_info.startswith("/api/v1/webhooks/"):
         return False
+    if len(path_info) > _CACHED_PATH_LENGTH:
+        return _routes_to_receiver.__wrapped__(path_info)
+    return _routes_to_receiver(path_info)
+
+
+@lru_cache(maxsize=1024)
+def _routes_to_receiver(path_info: str) -> bool:
+    # Cached per path: the routes are fixed at startup; made-up paths only evict entries.
+    from webhooks.views import webhook_receive
+
     try:
         match = get_resolver().resolve(path_info)
     except Resolver404:

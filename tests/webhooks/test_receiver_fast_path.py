@@ -15,6 +15,7 @@ import pytest
 import requests
 from django.conf import settings
 from django.db import connection as db_connection
+from django.db import connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -158,3 +159,39 @@ def test_secret_changes_made_by_another_process_apply_to_the_next_delivery(tmp_p
         web.stop()
     assert list(Delivery.objects.values_list("matched_secret", flat=True).order_by("pk")) == []  # deleted with it
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_database_connection_is_replaced_without_a_health_check_query() -> None:
+    if db_connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL: the server ends the session")
+    make_github()
+    client = Client()
+    with mock.patch.object(type(connections["default"]), "is_usable", autospec=True,
+                           side_effect=type(connections["default"]).is_usable) as is_usable:
+        db_connection.health_check_done = False  # as at the start of a request
+        assert post(client, "gh", "auto", github_body(10), github_headers(github_body(10))).status_code == 202
+    assert is_usable.call_count == 0  # no SELECT 1 before the receiver's statements
+    # Between requests the server drops this process's persistent connection (a restart, an
+    # idle timeout). Django's per-request health check would notice; the receiver skips it.
+    with db_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    import psycopg
+
+    with psycopg.connect(_dsn(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    body = github_body(11)
+    with mock.patch.object(type(connections["default"]), "is_usable", autospec=True,
+                           side_effect=type(connections["default"]).is_usable) as is_usable:
+        db_connection.health_check_done = False  # as at the start of the next request
+        response = post(client, "gh", "auto", body, github_headers(body))
+    assert response.status_code == 202, response.content
+    assert is_usable.call_count == 1  # asked only after the statement failed
+    assert Delivery.objects.filter(pk=response.json()["delivery_id"]).exists()
+
+
+def _dsn() -> str:
+    cfg = db_connection.settings_dict
+    return (f"host={cfg['HOST'] or 'localhost'} port={cfg['PORT'] or 5432} dbname={cfg['NAME']} "
+            f"user={cfg['USER']}" + (f" password={cfg['PASSWORD']}" if cfg.get("PASSWORD") else ""))
