@@ -29,9 +29,9 @@ from kombu.exceptions import OperationalError
 logger = logging.getLogger(__name__)
 
 # A batch is one task: capped so a backlog still spreads over the Celery worker pool.
-MAX_BATCH = 50
+MAX_BATCH = 100
 # How long the thread waits after the first id for others to join its batch.
-LINGER_SECONDS = 0.025
+LINGER_SECONDS = 0.05
 # How long a stopping process waits for its queue to be sent (the sweep has the rest).
 EXIT_FLUSH_SECONDS = 3.0
 

@@ -7,6 +7,7 @@ the real reason goes to the rejection counters, the bounded sample and the serve
 """
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import re
@@ -20,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections, transaction
 from django.db import connection as db_connection
 from django.db.models import F, OuterRef, Subquery
 from django.db.models.constants import OnConflict
@@ -236,21 +237,30 @@ def connection_for_receipt(name: str, *, generation: str | None = None,
 def signing_secrets(connection: Connection, now: datetime) -> list[bytes]:
     """[current, previous]: the previous secret only while its rotation grace lasts.
 
-    Uses the ciphertexts ``connection_for_receipt`` read with the row when they are there;
-    decryptions are cached per process by ciphertext, so a rotation is seen at once.
+    Uses the ciphertexts ``connection_for_receipt`` read with the row when they are there,
+    and keeps the decrypted values on that object: it is what the process caches for the
+    connection (under the generation stamp, at most ``CONNECTION_CACHE_SECONDS``), so a
+    rotation or an update, which reads a new object, is seen at once.
     """
-    if hasattr(connection, "previous_secret_ciphertext"):
-        current = services.connection_secrets(connection, ciphertext=connection.secret_ciphertext)
-        valid_until = connection.previous_valid_until
-        previous_ciphertext = (connection.previous_secret_ciphertext or "") if valid_until and valid_until > now else ""
-    else:
+    if not hasattr(connection, "previous_secret_ciphertext"):
         current = services.connection_secrets(connection)
         endpoint = WebhookEndpoint.objects.filter(connection=connection, previous_valid_until__gt=now).first()
-        previous_ciphertext = endpoint.previous_secret_ciphertext if endpoint is not None else ""
-    previous = ""
-    if previous_ciphertext:
-        previous = services.secret_decrypt_cached(previous_ciphertext).get("signing_secret") or ""
-    return [(current.get("signing_secret") or "").encode("utf-8"), previous.encode("utf-8")]
+        previous = ""
+        if endpoint is not None and endpoint.previous_secret_ciphertext:
+            previous = services.secret_decrypt_cached(endpoint.previous_secret_ciphertext).get("signing_secret") or ""
+        return [(current.get("signing_secret") or "").encode("utf-8"), previous.encode("utf-8")]
+    valid_until = connection.previous_valid_until
+    in_grace = bool(valid_until and valid_until > now)
+    decrypted: tuple[bytes, bytes] | None = connection.__dict__.get("_signing_secrets")
+    if decrypted is None:
+        current = services.connection_secrets(connection, ciphertext=connection.secret_ciphertext)
+        previous = ""
+        if connection.previous_secret_ciphertext and in_grace:
+            previous = (services.secret_decrypt_cached(connection.previous_secret_ciphertext)
+                        .get("signing_secret") or "")
+        decrypted = ((current.get("signing_secret") or "").encode("utf-8"), previous.encode("utf-8"))
+        connection.__dict__["_signing_secrets"] = decrypted
+    return [decrypted[0], decrypted[1] if in_grace else b""]
 
 
 def scheme_for(connection: Connection) -> tuple[str | None, dict[str, Any]]:
@@ -534,6 +544,7 @@ class _DeliveryInsert:
     def __init__(self) -> None:
         self._local = threading.local()
         self.fields = tuple(f for f in Delivery._meta.concrete_fields if not f.primary_key)
+        self._fields_plain = tuple((f, f.get_internal_type() in _PG_PLAIN_TYPES) for f in self.fields)
 
     def _sql(self) -> str:
         key = (db_connection.alias, db_connection.vendor)
@@ -549,28 +560,50 @@ class _DeliveryInsert:
         return sql
 
     def run(self, values: Mapping[str, Any]) -> int | None:
-        params = [field.get_db_prep_save(values[field.attname] if field.attname in values else field.get_default(),
-                                         db_connection) for field in self.fields]
+        connection = connections[DEFAULT_DB_ALIAS]
         sql = self._sql()
+        if connection.vendor == "postgresql" and not connection.queries_logged:
+            # Django's psycopg cursors bind on the client: every value, the raw body too, is
+            # quoted into the SQL text in Python and parsed again by the server. A plain psycopg
+            # cursor on the same connection binds on the server, and psycopg prepares a
+            # statement it has run a few times: only the values travel. (Query logging, DEBUG
+            # or a test capturing queries, keeps Django's cursor.)
+            params = [value if prepare is None else prepare(value, connection)
+                      for value, prepare in self._pg_values(values)]
 
-        def insert() -> Any:
-            with db_connection.cursor() as cursor:
-                if db_connection.vendor == "postgresql" and not db_connection.queries_logged:
-                    # Django's psycopg cursors bind on the client: every value, the raw body
-                    # too, is quoted into the SQL text in Python and parsed again by the server.
-                    # A plain psycopg cursor on the same connection binds on the server, and
-                    # psycopg prepares a statement it has run a few times: only values travel.
-                    # (Query logging, DEBUG or a test capturing queries, keeps Django's cursor.)
-                    with psycopg.Cursor(db_connection.connection) as raw:
-                        raw.execute(sql, params)
-                        return raw.fetchone()
-                cursor.execute(sql, params)
-                return cursor.fetchone()
+            def insert() -> Any:
+                connection.ensure_connection()
+                with psycopg.Cursor(connection.connection) as raw:
+                    raw.execute(sql, params)
+                    return raw.fetchone()
+        else:
+            params = [field.get_db_prep_save(values[field.attname] if field.attname in values
+                                             else field.get_default(), connection) for field in self.fields]
+
+            def insert() -> Any:
+                with connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    return cursor.fetchone()
 
         row = on_live_connection(insert)
         return None if row is None else row[0]
 
+    def _pg_values(self, values: Mapping[str, Any]) -> list[tuple[Any, Any]]:
+        # Strings, numbers, datetimes and UUIDs go to psycopg as they are (choices as their
+        # value: psycopg would send an Enum member's name); JSON, bytes and addresses through
+        # their field's get_db_prep_save, as the ORM's insert does.
+        pairs: list[tuple[Any, Any]] = []
+        for model_field, plain in self._fields_plain:
+            value = values[model_field.attname] if model_field.attname in values else model_field.get_default()
+            if plain:
+                pairs.append((value.value if isinstance(value, enum.Enum) else value, None))
+            else:
+                pairs.append((value, model_field.get_db_prep_save))
+        return pairs
 
+
+_PG_PLAIN_TYPES = frozenset({"CharField", "TextField", "BigIntegerField", "IntegerField", "PositiveIntegerField",
+                             "DateTimeField", "UUIDField", "ForeignKey"})
 _delivery_insert = _DeliveryInsert()
 
 
@@ -585,7 +618,10 @@ def delivery_store(values: Mapping[str, Any]) -> int | None:
     """
     delivery_id = _delivery_insert.run(values)
     if delivery_id is not None:
-        transaction.on_commit(lambda: publication_submit(delivery_id))
+        if db_connection.in_atomic_block:
+            transaction.on_commit(lambda: publication_submit(delivery_id))
+        else:
+            publication_submit(delivery_id)  # autocommitted: already durable
     return delivery_id
 
 

@@ -95,6 +95,8 @@ def test_delivery_store_returns_none_for_a_duplicate_and_queues_nothing() -> Non
     assert first is not None and second is None
     stored = Delivery.objects.get()
     assert stored.pk == first and stored.event_id.version == 7 and stored.publish_state == "pending"
+    assert stored.outcome == "accepted" and stored.payload == {} and bytes(stored.body) == b"{}"
+    assert stored.received_at == values["received_at"] and stored.duplicates == 0
     # Inside the test's transaction the publication waits for the commit that never comes.
     submit.assert_not_called()
 
