@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import redis
@@ -88,6 +89,13 @@ def address_bucket(remote_ip: str) -> str:
     return f"webhook-ip:{remote_ip}"
 
 
+@lru_cache(maxsize=64)
+def _gcra_args(rpm: int) -> tuple[str, str]:
+    """(interval, limit) as the script takes them, for a budget of ``rpm`` per minute."""
+    interval, limit = gcra_parameters(rpm, _burst(rpm))
+    return f"{interval:.9f}", f"{limit:.9f}"
+
+
 def _burst(rpm: int) -> int:
     # The burst is the whole minute's budget: senders deliver in bursts, a limit per minute
     # must not also space requests evenly (GCRA with no burst would).
@@ -109,10 +117,10 @@ class ReceiptGate:
         args = ["", "0", "0", "0", "0", generation.fresh_stamp()]
         if flood_rpm and remote_ip:
             keys[0] = RedisStore.bucket_key(address_bucket(remote_ip))
-            args[1:3] = (f"{value:.9f}" for value in gcra_parameters(flood_rpm, _burst(flood_rpm)))
+            args[1:3] = _gcra_args(flood_rpm)
         if connection_rpm:
             keys[1] = RedisStore.bucket_key(connection_bucket(connection_name))
-            args[3:5] = (f"{value:.9f}" for value in gcra_parameters(connection_rpm, _burst(connection_rpm)))
+            args[3:5] = _gcra_args(connection_rpm)
         try:
             reply = self._call(self._gate, keys, args)
         except redis.RedisError as exc:
@@ -151,10 +159,9 @@ class ReceiptGate:
         """Give back a reservation the delivery did not use (best effort: it expires anyway)."""
         if self.client is None or not connection_rpm:
             return
-        interval, _limit = gcra_parameters(connection_rpm, _burst(connection_rpm))
         try:
             self._call(self._refund, [RedisStore.bucket_key(connection_bucket(connection_name))],
-                       [f"{interval:.9f}"])
+                       [_gcra_args(connection_rpm)[0]])
         except redis.RedisError:
             pass
 

@@ -92,7 +92,7 @@ def on_live_connection(statement: Callable[[], T]) -> T:
     reached us, the repeat finds it stored: the sender is told "duplicate" (it stops retrying,
     which is right) and the outbox sweep publishes the row.
     """
-    connection = db_connection
+    connection = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: each proxy attribute costs a lookup
     if (connection.in_atomic_block or connection.connection is None or connection.health_check_done
             or not connection.health_check_enabled):
         return statement()
@@ -546,14 +546,14 @@ class _DeliveryInsert:
         self.fields = tuple(f for f in Delivery._meta.concrete_fields if not f.primary_key)
         self._fields_plain = tuple((f, f.get_internal_type() in _PG_PLAIN_TYPES) for f in self.fields)
 
-    def _sql(self) -> str:
-        key = (db_connection.alias, db_connection.vendor)
+    def _sql(self, connection: Any) -> str:
+        key = (connection.alias, connection.vendor)
         cache = self._local.__dict__.setdefault("sql", {})
         sql = cache.get(key)
         if sql is None:
             query = InsertQuery(Delivery, on_conflict=OnConflict.IGNORE)
             query.insert_values(self.fields, [Delivery()], raw=False)
-            compiler = query.get_compiler(connection=db_connection)
+            compiler = query.get_compiler(connection=connection)
             compiler.returning_fields = [Delivery._meta.pk]
             [(sql, _params)] = compiler.as_sql()
             cache[key] = sql
@@ -561,7 +561,7 @@ class _DeliveryInsert:
 
     def run(self, values: Mapping[str, Any]) -> int | None:
         connection = connections[DEFAULT_DB_ALIAS]
-        sql = self._sql()
+        sql = self._sql(connection)
         if connection.vendor == "postgresql" and not connection.queries_logged:
             # Django's psycopg cursors bind on the client: every value, the raw body too, is
             # quoted into the SQL text in Python and parsed again by the server. A plain psycopg
@@ -573,9 +573,9 @@ class _DeliveryInsert:
 
             def insert() -> Any:
                 connection.ensure_connection()
-                with psycopg.Cursor(connection.connection) as raw:
-                    raw.execute(sql, params)
-                    return raw.fetchone()
+                raw = self._raw_cursor(connection.connection)
+                raw.execute(sql, params)
+                return raw.fetchone()
         else:
             params = [field.get_db_prep_save(values[field.attname] if field.attname in values
                                              else field.get_default(), connection) for field in self.fields]
@@ -587,6 +587,14 @@ class _DeliveryInsert:
 
         row = on_live_connection(insert)
         return None if row is None else row[0]
+
+    def _raw_cursor(self, raw_connection: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+        # One cursor per thread and server connection, reused: building one copies the
+        # connection's adapter map. A new connection (a reconnect) gets a new cursor.
+        cursor: psycopg.Cursor[Any] | None = getattr(self._local, "cursor", None)
+        if cursor is None or cursor.connection is not raw_connection or cursor.closed:
+            cursor = self._local.cursor = psycopg.Cursor(raw_connection)
+        return cursor
 
     def _pg_values(self, values: Mapping[str, Any]) -> list[tuple[Any, Any]]:
         # Strings, numbers, datetimes and UUIDs go to psycopg as they are (choices as their
@@ -618,7 +626,7 @@ def delivery_store(values: Mapping[str, Any]) -> int | None:
     """
     delivery_id = _delivery_insert.run(values)
     if delivery_id is not None:
-        if db_connection.in_atomic_block:
+        if connections[DEFAULT_DB_ALIAS].in_atomic_block:
             transaction.on_commit(lambda: publication_submit(delivery_id))
         else:
             publication_submit(delivery_id)  # autocommitted: already durable
