@@ -12,11 +12,13 @@ import os
 import time
 import uuid
 
+_VERSION_7 = 0x7 << 76
+_VARIANT = 0x2 << 62
+_RANDOM_BITS = ~(0xF << 76) & ~(0x3 << 62) & ((1 << 80) - 1)
+
 
 def uuid7() -> uuid.UUID:
     milliseconds = time.time_ns() // 1_000_000
-    random = int.from_bytes(os.urandom(10), "big")
-    value = (milliseconds & ((1 << 48) - 1)) << 80 | random & ((1 << 80) - 1)
-    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
-    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
+    value = ((milliseconds & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10)) & _RANDOM_BITS
+             | _VERSION_7 | _VARIANT)
     return uuid.UUID(int=value)

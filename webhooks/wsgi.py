@@ -50,6 +50,8 @@ class ReceiverHandler(WSGIHandler):
             settings.MIDDLEWARE = full
 
     def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        # `receiver_fast_path` sent this request here because the project's URLconf routes it
+        # to the receiver; the same route, alone, resolves it again without the URLconf's walk.
         match = get_resolver(RECEIVER_URLCONF).resolve(request.path_info)
         request.resolver_match = match
         return match
