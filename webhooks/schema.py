@@ -46,7 +46,7 @@ RECEIVER_OPERATION: dict[str, Any] = {
         "405": {"description": "Only POST"},
         "413": _json(_ERROR, "Body larger than integrations.webhooks.max_payload_bytes"),
         "429": _json(_ERROR, "Per-IP flood guard or per-connection rate limit (see Retry-After)"),
-        "503": _json(_ERROR, "integrations.enabled is false"),
+        "503": _json(_ERROR, "integrations.enabled is false, or a limit is set and its store is unreachable"),
     },
 }
 
