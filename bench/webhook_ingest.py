@@ -199,7 +199,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     # Five rounds: on a shared machine one round in five is often off by 0.1 or more.
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=400, help="requests per server before measuring")
+    parser.add_argument("--warmup", type=int, default=2000, help="requests per server before measuring")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", choices=("sync", "gthread"), default="sync")
     parser.add_argument("--threads", type=int, default=8, help="per worker, with --worker-class gthread")
