@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import ProtectedError, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -96,17 +96,9 @@ class ConnectionAdmin(ConnectionControlsMixin, admin.ModelAdmin):
     def oauth_connect_link(self, obj: Connection) -> str:
         if obj.connection_type != "oauth_app":
             return "—"
-        try:
-            url = reverse("oauthflow-connect", args=[obj.name])
-        except NoReverseMatch:
-            return "—"
-        status_url = f"/api/v1/oauth/status/{obj.name}"
-        try:
-            console_url = reverse("admin:oauthflow_connect", args=[obj.name])
-        except NoReverseMatch:
-            console_url = status_url
-        return format_html('<a class="button" href="{}">Connect</a> &nbsp; <a href="{}" id="oauth-console">'
-                           'token status, device flow</a>', url, console_url)
+        # The console's Connect page: token status, the code flow and the device flow.
+        url = reverse("admin:oauthflow_connect", args=[obj.name])
+        return format_html('<a class="button" href="{}" id="oauth-console">Connect</a>', url)
 
     @admin.display(description="health", ordering="health_status")
     def health_badge(self, obj: Connection) -> str:

@@ -105,7 +105,7 @@ def test_change_page_connect_button_reaches_the_provider(console: Console, oauth
     page = console.page
     console.goto(f"/admin/integrations/connection/{oauth_connection.pk}/change/")
     page.locator(".field-oauth_connect_link a", has_text="Connect").first.click()
-    page.wait_for_selector("form button[type=submit]")
+    page.wait_for_selector("#connect-button")
     with page.expect_navigation() as navigation:
         page.get_by_role("button", name="Connect with the provider").click()
     response = navigation.value

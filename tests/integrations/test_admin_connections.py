@@ -368,4 +368,4 @@ def test_oauth_app_change_page_links_to_connect(client: Any, superuser: Any) -> 
         "auth_url": "https://idp.example.com/authorize"})
     client.force_login(superuser)
     html = client.get(f"/admin/integrations/connection/{connection.pk}/change/").content.decode()
-    assert 'href="/api/v1/oauth/connect/idp-app"' in html
+    assert 'href="/admin/oauthflow/oauthtoken/connect/idp-app/"' in html

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from integrations.secrets import fernet
 from oauthflow import services
@@ -76,13 +77,13 @@ def test_malformed_initiate_is_400(staff_client: Any) -> None:
     assert set(response.json()["errors"]) == {"connection_name", "grant_type"}
 
 
-def test_admin_connect_page_starts_code_flow(make_connection: Any, client: Any, staff_user: Any,
+def test_admin_connect_page_starts_code_flow(make_connection: Any, client: Any, superuser: Any,
                                              oidc: OIDCPeer) -> None:
     connection = make_connection()
-    client.force_login(staff_user)
+    client.force_login(superuser)
 
-    page = client.get(f"/api/v1/oauth/connect/{connection.name}")
-    started = client.post(f"/api/v1/oauth/connect/{connection.name}", {"scopes": "api:read"})
+    page = client.get(reverse("admin:oauthflow_connect", args=[connection.name]))
+    started = client.post(reverse("admin:oauthflow_connect_start", args=[connection.name]), {"scopes": "api:read"})
 
     assert page.status_code == 200 and b"Connect with the provider" in page.content
     assert started.status_code == 302
@@ -95,9 +96,15 @@ def test_admin_connect_page_starts_code_flow(make_connection: Any, client: Any, 
 def test_admin_connect_page_needs_staff(make_connection: Any, client: Any, user: Any) -> None:
     client.force_login(user)
 
-    response = client.get(f"/api/v1/oauth/connect/{make_connection().name}")
+    response = client.get(reverse("admin:oauthflow_connect", args=[make_connection().name]))
 
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_the_old_connect_page_under_the_api_is_gone(make_connection: Any, client: Any, superuser: Any) -> None:
+    client.force_login(superuser)
+
+    assert client.get(f"/api/v1/oauth/connect/{make_connection().name}").status_code == 404
 
 
 def test_admin_token_list_shows_status_not_token(make_connection: Any, connect_code_flow: Any, client: Any,
