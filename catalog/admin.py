@@ -34,6 +34,7 @@ from catalog import selectors, services
 from catalog.entries import CatalogEntry, OptionSpec, bundled_catalog
 from catalog.models import Installation, VerifyJob
 from integrations.selectors import connection_list
+from synthorg.admin import RecordAdmin
 from synthorg.errors import SynthorgError
 
 INSTALL_PERMISSION = "catalog.add_installation"
@@ -271,14 +272,8 @@ class InstallationAdmin(admin.ModelAdmin):
 
 
 @admin.register(VerifyJob)
-class VerifyJobAdmin(admin.ModelAdmin):
+class VerifyJobAdmin(RecordAdmin):
     list_display = ("entry_id", "status", "requested_by", "created_at", "finished_at", "error")
     list_filter = ("status", "entry_id")
     readonly_fields = ("id", "entry_id", "status", "tools", "error", "requested_by", "created_at", "started_at",
                        "finished_at")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

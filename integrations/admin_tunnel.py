@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from integrations import tunnel
 from integrations.models import TunnelState
 from integrations.selectors import connection_list
+from synthorg.admin import ReadOnlyAdmin
 from synthorg.config import get_config
 from synthorg.errors import SynthorgError
 from synthorg.public_url import webhook_url
@@ -40,17 +41,8 @@ def _webhook_urls(status: tunnel.TunnelStatus, request: HttpRequest) -> list[tup
 
 
 @admin.register(TunnelState)
-class TunnelAdmin(admin.ModelAdmin):
+class TunnelAdmin(ReadOnlyAdmin):
     """No list and no form: the changelist URL shows the tunnel page."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         user = request.user

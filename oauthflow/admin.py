@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 from oauthflow import selectors, services
 from oauthflow.dashboard import EXPIRING_SOON
 from oauthflow.models import OAuthDeviceFlow, OAuthToken
+from synthorg.admin import RecordAdmin
 from synthorg.errors import SynthorgError
 
 CONNECT_PERMISSION = "oauthflow.add_oauthtoken"
@@ -66,7 +67,7 @@ class ExpiryFilter(admin.SimpleListFilter):
 
 
 @admin.register(OAuthToken)
-class OAuthTokenAdmin(admin.ModelAdmin):
+class OAuthTokenAdmin(RecordAdmin):
     list_display = ("connection", "grant_type", "status", "expires_at", "last_refreshed_at", "failure_count",
                     "has_refresh_token", "connect_link")
     list_filter = ("status", ExpiryFilter, "grant_type")
@@ -82,12 +83,6 @@ class OAuthTokenAdmin(admin.ModelAdmin):
     def connect_link(self, obj: OAuthToken) -> str:
         url = reverse("admin:oauthflow_connect", args=[obj.connection.name])
         return format_html('<a href="{}">Connect again</a>', url)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     # --- Connect and the device flow --------------------------------------------------------
 

@@ -9,12 +9,19 @@ from django.http import HttpRequest
 from synthorg.models import AuditEvent, ServiceHeartbeat
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class RecordAdmin(admin.ModelAdmin):
+    """Records written by the service, never by hand: no add and no change (delete stays with
+    the model permission)."""
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(RecordAdmin):
+    """Records nobody may remove from the console either."""
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

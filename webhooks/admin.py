@@ -24,6 +24,7 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from synthorg.admin import ReadOnlyAdmin, RecordAdmin
 from synthorg.errors import SynthorgError
 from webhooks import services
 from webhooks.models import Delivery, RejectionCount, TriggerRule, WorkflowRun
@@ -57,7 +58,7 @@ class RecentMinuteFilter(RecentFilter):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(RecordAdmin):
     list_display = ("id", "connection_name", "event_type", "outcome", "matched_secret", "publish_state",
                     "duplicates", "received_at", "published_at")
     list_filter = (RecentFilter, "outcome", "publish_state", "connection_type", "matched_secret")
@@ -86,30 +87,15 @@ class DeliveryAdmin(admin.ModelAdmin):
         count = obj.runs.count()
         return format_html('<a href="{}?delivery__exact={}">{} run(s)</a>', url, obj.pk, count)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(RejectionCount)
-class RejectionCountAdmin(admin.ModelAdmin):
+class RejectionCountAdmin(ReadOnlyAdmin):
     """Rejected requests, counted per connection, reason and minute (bodies are never kept)."""
 
     list_display = ("minute", "connection_name", "reason", "count")
     list_filter = (RecentMinuteFilter, "reason")
     search_fields = ("connection_name", "reason")
     ordering = ("-minute",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(TriggerRule)
@@ -141,7 +127,8 @@ class TriggerRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkflowRun)
-class WorkflowRunAdmin(admin.ModelAdmin):
+class WorkflowRunAdmin(RecordAdmin):
+    # Runs are records; the only change is a retry, behind its own permission.
     list_display = ("id", "rule_name", "workflow", "connection_name", "event_type", "status", "attempts",
                     "error_short", "created_at", "finished_at")
     list_filter = ("status", "workflow", "rule_name")
@@ -163,12 +150,6 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         # The change page is one form (with its CSRF token); this button posts it to the retry view.
         return format_html('<button type="submit" class="button" id="retry-run" formaction="{}" formmethod="post" '
                            'formnovalidate>Retry this run</button>', url)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # runs are records; the only change is a retry, behind its own permission
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm(RETRY_PERMISSION))
