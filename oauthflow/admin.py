@@ -125,30 +125,30 @@ class OAuthTokenAdmin(RecordAdmin):
         _require(request, VIEW_PERMISSION)
         return self._render_connect(request, connection_name)
 
-    @method_decorator(require_POST)
-    def connect_start_view(self, request: HttpRequest, connection_name: str) -> HttpResponse:
+    def _start(self, request: HttpRequest, connection_name: str,
+               start: Callable[..., Any]) -> tuple[Any, HttpResponse | None]:
+        """Run a flow-starting service with the form's scopes: (its result, None), or (None, the
+        Connect page with the error) — a missing connection is a 404."""
         _require(request, CONNECT_PERMISSION)
         try:
-            started = services.authorization_start(connection_name=connection_name,
-                                                   scopes=_scopes(request.POST.get("scopes", "")) or None,
-                                                   user=request.user, request=request)
+            return start(connection_name=connection_name, scopes=_scopes(request.POST.get("scopes", "")) or None,
+                         user=request.user, request=request), None
         except SynthorgError as exc:
             if exc.status_code == 404:
                 raise Http404(str(exc.detail)) from None
-            return self._render_connect(request, connection_name, error=str(exc.detail), status=exc.status_code)
-        return HttpResponseRedirect(started.authorization_url)
+            return None, self._render_connect(request, connection_name, error=str(exc.detail),
+                                              status=exc.status_code)
+
+    @method_decorator(require_POST)
+    def connect_start_view(self, request: HttpRequest, connection_name: str) -> HttpResponse:
+        started, refused = self._start(request, connection_name, services.authorization_start)
+        return refused or HttpResponseRedirect(started.authorization_url)
 
     @method_decorator(require_POST)
     def device_start_view(self, request: HttpRequest, connection_name: str) -> HttpResponse:
-        _require(request, CONNECT_PERMISSION)
-        try:
-            flow = services.device_flow_start(connection_name=connection_name,
-                                              scopes=_scopes(request.POST.get("scopes", "")) or None,
-                                              user=request.user, request=request)
-        except SynthorgError as exc:
-            if exc.status_code == 404:
-                raise Http404(str(exc.detail)) from None
-            return self._render_connect(request, connection_name, error=str(exc.detail), status=exc.status_code)
+        flow, refused = self._start(request, connection_name, services.device_flow_start)
+        if refused is not None:
+            return refused
         self.message_user(request, "Device flow started: give the user the code below.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:oauthflow_device", args=[flow.pk]))
 
