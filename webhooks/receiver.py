@@ -28,7 +28,6 @@ from django.db.models.constants import OnConflict
 from django.db.models.functions import Lower
 from django.db.models.sql.subqueries import InsertQuery
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from integrations import services
 from integrations.models import CONNECTION_NAME_PATTERN, Connection
@@ -36,11 +35,11 @@ from integrations.ratelimit import RateLimitExceeded, get_rate_limiter
 from integrations.secrets.base import SecretUnavailable
 from integrations.types import get_type
 from synthorg.config import get_config
-from webhooks.dispatcher import dispatcher
+from webhooks import dispatcher as publication
 from webhooks.gate import Admission, connection_bucket, get_gate
 from webhooks.models import Delivery, WebhookEndpoint
 from webhooks.rejections import rejection_record
-from webhooks.tasks import delivery_publish_task
+from webhooks.tasks import delivery_publish_batch_task
 from webhooks.verifiers import VerificationResult, get_verifier
 from webhooks.verifiers.base import body_replay_key
 
@@ -635,19 +634,8 @@ def delivery_store(values: Mapping[str, Any]) -> int | None:
 
 def publication_submit(delivery_id: int) -> None:
     """After the commit: hand the delivery to the dispatcher's thread, so the answer never waits
-    on the broker (eager Celery, as in tests, runs the task here and now instead)."""
-    if delivery_publish_task.app.conf.task_always_eager:
-        publication_enqueue(delivery_id)
+    on the broker (eager Celery, as in tests, runs the batch task here and now instead)."""
+    if delivery_publish_batch_task.app.conf.task_always_eager:
+        publication.send_batch([delivery_id])
     else:
-        dispatcher.submit(delivery_id)
-
-
-def publication_enqueue(delivery_id: int) -> bool:
-    """Hand the delivery to Celery; when the broker is down the outbox sweep publishes it later."""
-    try:
-        # retry=False: a dead broker must cost the sender milliseconds, not kombu's retry loop.
-        delivery_publish_task.apply_async((delivery_id,), retry=False)
-    except (OperationalError, OSError) as exc:
-        logger.warning("broker unavailable, delivery %s left to the outbox sweep: %s", delivery_id, exc)
-        return False
-    return True
+        publication.dispatcher.submit(delivery_id)

@@ -101,7 +101,7 @@ def delivery_publish(*, delivery_id: int) -> str:
 def publication_sweep(*, batch_size: int = 500) -> dict[str, int]:
     """The outbox: enqueue deliveries left pending (broker down at receipt) or stuck in
     publication, and workflow runs left pending or stuck running."""
-    from webhooks.receiver import publication_enqueue
+    from webhooks.dispatcher import MAX_BATCH, send_batch
     from webhooks.tasks import workflow_run_enqueue
 
     cfg = get_config().integrations.webhooks
@@ -113,7 +113,10 @@ def publication_sweep(*, batch_size: int = 500) -> dict[str, int]:
         Q(publish_state=Delivery.PublishState.PENDING, received_at__lt=grace_before)
         | Q(publish_state=Delivery.PublishState.PUBLISHING, publish_claimed_at__lt=stuck_before),
     ).order_by("received_at").values_list("pk", flat=True)[:batch_size])
-    enqueued = sum(publication_enqueue(pk) for pk in deliveries)
+    # The receiver's own message (`webhooks.delivery_publish_batch`), a batch per message.
+    enqueued = sum(len(chunk) for chunk in (deliveries[start:start + MAX_BATCH]
+                                            for start in range(0, len(deliveries), MAX_BATCH))
+                   if send_batch(chunk))
     runs = list(WorkflowRun.objects.filter(
         Q(status=WorkflowRun.Status.PENDING, created_at__lt=grace_before)
         & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))

@@ -13,6 +13,8 @@ from webhooks import services
 logger = logging.getLogger(__name__)
 
 
+# One delivery. Nothing enqueues it any more (the receiver and the sweep send batches); it stays
+# registered so messages queued by an earlier version are still consumed after an upgrade.
 @shared_task(name="webhooks.delivery_publish", ignore_result=True)
 def delivery_publish_task(delivery_id: int) -> str:
     try:

@@ -6,13 +6,16 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from tests.webhooks.receiving import github_body, github_headers, make_github, post
+from webhooks import dispatcher as dispatcher_module
 from webhooks import receiver
 from webhooks import services as webhook_services
 from webhooks.dispatcher import MAX_BATCH, PublicationDispatcher, send_batch
@@ -181,16 +184,30 @@ def test_send_batch_returns_false_and_logs_when_the_broker_refuses(
 def test_publication_submit_uses_the_dispatcher_unless_celery_is_eager() -> None:
     lazy_task = mock.Mock()
     lazy_task.app.conf.task_always_eager = False
-    with mock.patch.object(receiver.dispatcher, "submit") as submit, \
-            mock.patch.object(receiver, "publication_enqueue") as enqueue:
-        with mock.patch.object(receiver, "delivery_publish_task", lazy_task):
+    with mock.patch.object(dispatcher_module.dispatcher, "submit") as submit, \
+            mock.patch.object(dispatcher_module, "send_batch") as send:
+        with mock.patch.object(receiver, "delivery_publish_batch_task", lazy_task):
             receiver.publication_submit(9)
         submit.assert_called_once_with(9)
-        enqueue.assert_not_called()
+        send.assert_not_called()
         assert delivery_publish_task.app.conf.task_always_eager  # the test settings run Celery eagerly
         receiver.publication_submit(10)
-        enqueue.assert_called_once_with(10)
+        send.assert_called_once_with([10])
         assert submit.call_count == 1
+
+
+@pytest.mark.django_db
+def test_sweep_sends_left_behind_deliveries_in_batches() -> None:
+    connection = make_github()
+    old = timezone.now() - timedelta(minutes=5)
+    ids = [Delivery.objects.create(connection=connection, connection_name="gh", connection_type="github",
+                                   event_type="push", path_event_type="push", replay_key=f"k{n}", body=b"{}",
+                                   received_at=old).pk for n in range(MAX_BATCH + 3)]
+    with mock.patch.object(dispatcher_module, "send_batch", return_value=True) as send:
+        result = webhook_services.publication_sweep()
+    assert [len(call.args[0]) for call in send.call_args_list] == [MAX_BATCH, 3]
+    assert sorted(i for call in send.call_args_list for i in call.args[0]) == ids
+    assert result["deliveries"] == MAX_BATCH + 3
 
 
 # --- webhooks.delivery_publish_batch ------------------------------------------------------

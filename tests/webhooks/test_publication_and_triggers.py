@@ -83,7 +83,7 @@ def test_a_failing_subscriber_is_retried_alone_on_the_next_publication() -> None
 
 def test_sweep_publishes_what_the_broker_missed(settings: Any) -> None:
     make_github()
-    with mock.patch("webhooks.receiver.publication_enqueue", return_value=False):
+    with mock.patch("webhooks.dispatcher.send_batch", return_value=False):
         delivery_id = receive(github_body())
     Delivery.objects.filter(pk=delivery_id).update(received_at=timezone.now() - timedelta(seconds=30))
     result = services.publication_sweep()

@@ -42,13 +42,13 @@ def test_accepted_delivery_costs_one_insert_and_queues_after_the_commit() -> Non
     post(Client(), "gh", "auto", github_body(0), github_headers(github_body(0)))  # warm: connection cached
     enqueued: list[tuple[int, bool]] = []
 
-    def enqueue(delivery_id: int) -> bool:
+    def enqueue(delivery_ids: list[int]) -> bool:
         # Runs after the commit: outside any transaction, the row already stored.
-        enqueued.append((delivery_id, db_connection.in_atomic_block))
+        enqueued.extend((delivery_id, db_connection.in_atomic_block) for delivery_id in delivery_ids)
         return True
 
     body = github_body(1)
-    with mock.patch("webhooks.receiver.publication_enqueue", side_effect=enqueue), \
+    with mock.patch("webhooks.dispatcher.send_batch", side_effect=enqueue), \
             CaptureQueriesContext(db_connection) as context:
         response = post(Client(), "gh", "auto", body, github_headers(body, event="push"))
     assert response.status_code == 202
