@@ -106,6 +106,16 @@ def on_live_connection(statement: Callable[[], T]) -> T:
         return statement()
 
 
+def per_thread_compiled(local: threading.local, connection: Any, build: Callable[[], T]) -> T:
+    """``build()``'s result, once per thread and database: a compiled statement belongs to the
+    connection (its vendor's SQL, its converters) that compiled it."""
+    cache = local.__dict__.setdefault("compiled", {})
+    key = (connection.alias, connection.vendor)
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
 # The columns of the connection the receiver uses; the others stay deferred (never read here).
 RECEIPT_CONNECTION_FIELDS = ("id", "name", "connection_type", "config", "secret_backend", "secret_id")
 _NAME_MARK = "\x00name"
@@ -153,12 +163,7 @@ class _ReceiptQuery:
                              for position, (functions, expression) in converters.items()))
 
     def _compiled(self) -> _CompiledReceiptQuery:
-        key = (db_connection.alias, db_connection.vendor)
-        cache = self._local.__dict__.setdefault("compiled", {})
-        compiled = cache.get(key)
-        if compiled is None:
-            compiled = cache[key] = self._build()
-        return compiled
+        return per_thread_compiled(self._local, db_connection, self._build)
 
     def run(self, *, lower_name: str) -> Connection | None:
         query = self._compiled()
@@ -236,18 +241,11 @@ def connection_for_receipt(name: str, *, generation: str | None = None,
 def signing_secrets(connection: Connection, now: datetime) -> list[bytes]:
     """[current, previous]: the previous secret only while its rotation grace lasts.
 
-    Uses the ciphertexts ``connection_for_receipt`` read with the row when they are there,
-    and keeps the decrypted values on that object: it is what the process caches for the
-    connection (under the generation stamp, at most ``CONNECTION_CACHE_SECONDS``), so a
+    ``connection`` comes from `connection_for_receipt`, with the ciphertexts read in the same
+    query. The decrypted values are kept on that object: it is what the process caches for
+    the connection (under the generation stamp, at most ``CONNECTION_CACHE_SECONDS``), so a
     rotation or an update, which reads a new object, is seen at once.
     """
-    if not hasattr(connection, "previous_secret_ciphertext"):
-        current = services.connection_secrets(connection)
-        endpoint = WebhookEndpoint.objects.filter(connection=connection, previous_valid_until__gt=now).first()
-        previous = ""
-        if endpoint is not None and endpoint.previous_secret_ciphertext:
-            previous = services.secret_decrypt_cached(endpoint.previous_secret_ciphertext).get("signing_secret") or ""
-        return [(current.get("signing_secret") or "").encode("utf-8"), previous.encode("utf-8")]
     valid_until = connection.previous_valid_until
     in_grace = bool(valid_until and valid_until > now)
     decrypted: tuple[bytes, bytes] | None = connection.__dict__.get("_signing_secrets")
@@ -546,17 +544,15 @@ class _DeliveryInsert:
         self._fields_plain = tuple((f, f.get_internal_type() in _PG_PLAIN_TYPES) for f in self.fields)
 
     def _sql(self, connection: Any) -> str:
-        key = (connection.alias, connection.vendor)
-        cache = self._local.__dict__.setdefault("sql", {})
-        sql = cache.get(key)
-        if sql is None:
+        def build() -> str:
             query = InsertQuery(Delivery, on_conflict=OnConflict.IGNORE)
             query.insert_values(self.fields, [Delivery()], raw=False)
             compiler = query.get_compiler(connection=connection)
             compiler.returning_fields = [Delivery._meta.pk]
             [(sql, _params)] = compiler.as_sql()
-            cache[key] = sql
-        return sql
+            return sql
+
+        return per_thread_compiled(self._local, connection, build)
 
     def run(self, values: Mapping[str, Any]) -> int | None:
         connection = connections[DEFAULT_DB_ALIAS]
