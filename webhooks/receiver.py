@@ -28,6 +28,7 @@ from django.db.models.constants import OnConflict
 from django.db.models.functions import Lower
 from django.db.models.sql.subqueries import InsertQuery
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from integrations import services
 from integrations.models import CONNECTION_NAME_PATTERN, Connection
@@ -403,6 +404,9 @@ class _Verified:
     outcome: str
 
 
+# Every frame from here down (secret decryption, the verifier, the HMAC) holds signing secrets:
+# error reports (DEBUG's 500 page in `make run`, mailed reports) show none of their variables.
+@sensitive_variables()
 def _verify(connection: Connection, *, body: bytes, headers: Mapping[str, str], unix_now: float,
             received_at: datetime) -> _Verified | str:
     """Step 2 (and 3's freshness, part of each verifier): a `_Verified`, or the reason to refuse."""

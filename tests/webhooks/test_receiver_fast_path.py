@@ -197,3 +197,27 @@ def _dsn() -> str:
     cfg = db_connection.settings_dict
     return (f"host={cfg['HOST'] or 'localhost'} port={cfg['PORT'] or 5432} dbname={cfg['NAME']} "
             f"user={cfg['USER']}" + (f" password={cfg['PASSWORD']}" if cfg.get("PASSWORD") else ""))
+
+
+@pytest.mark.django_db
+def test_debug_error_page_from_inside_verification_shows_no_signing_secret(settings: Any) -> None:
+    # `make run` runs with DEBUG, whose 500 page lists every frame's variables to the caller,
+    # here an unauthenticated sender.
+    from django.views.debug import get_default_exception_reporter_filter
+
+    from webhooks.verifiers.github import GitHubHmacVerifier
+
+    settings.DEBUG = True
+    get_default_exception_reporter_filter.cache_clear()
+    make_github()
+    body = github_body(12)
+    try:
+        with mock.patch.object(GitHubHmacVerifier, "verify", autospec=True,
+                               side_effect=RuntimeError("verifier broke")):
+            response = post(Client(raise_request_exception=False), "gh", "auto", body, github_headers(body))
+    finally:
+        get_default_exception_reporter_filter.cache_clear()
+    page = response.content.decode()
+    assert response.status_code == 500 and "verifier broke" in page and "Local vars" in page
+    # The secret is "It's a Secret to Everybody": look for it as the page would print it too.
+    assert "Secret to Everybody" not in page
