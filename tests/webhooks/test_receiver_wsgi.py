@@ -266,3 +266,13 @@ def test_the_project_wsgi_application_uses_the_fast_path() -> None:
     assert status == 202, content
     assert resolve.call_count == 1
     assert Delivery.objects.count() == 1
+
+
+def test_made_up_long_paths_are_resolved_but_never_cached() -> None:
+    from webhooks.wsgi import _routes_to_receiver
+
+    _routes_to_receiver.cache_clear()
+    long_name = "/api/v1/webhooks/" + "x" * 400 + "/push"  # longer than any connection name allows
+    assert is_receiver_path(long_name) is False
+    assert is_receiver_path("/api/v1/webhooks/gh/push") is True
+    assert _routes_to_receiver.cache_info().currsize == 1  # only the short, real-looking path
