@@ -65,7 +65,6 @@ class Receipt:
     status: int
     body: Mapping[str, Any]
     headers: Mapping[str, str] = field(default_factory=dict)
-    delivery_id: int | None = None
 
 
 def unauthorized(*, connection: Connection | None, connection_name: str, reason: str, path_event_type: str,
@@ -359,7 +358,7 @@ def _duplicate(connection: Connection, delivery_pk: int, *, path_event_type: str
     rejection_record(connection=connection, connection_name=connection.name, reason="duplicate", status=200,
                      path_event_type=path_event_type, remote_ip=remote_ip, outcome="duplicate",
                      delivery_id=delivery_pk)
-    return Receipt(200, {"status": "duplicate", "delivery_id": delivery_pk}, delivery_id=delivery_pk)
+    return Receipt(200, {"status": "duplicate", "delivery_id": delivery_pk})
 
 
 def admit(*, remote_ip: str | None, connection_name: str) -> tuple[Receipt | None, Admission]:
@@ -528,7 +527,7 @@ def delivery_receive(*, connection_name: str, path_event_type: str, body: bytes,
     # DEBUG, not INFO: the delivery row is the activity log; a line per delivery costs every request.
     logger.debug("webhook accepted: connection %s event %s delivery %s (secret %s)", connection.pk, event_type,
                  delivery_id, verified.matched)
-    return Receipt(202, {"status": "accepted", "delivery_id": delivery_id}, delivery_id=delivery_id)
+    return Receipt(202, {"status": "accepted", "delivery_id": delivery_id})
 
 
 class _DeliveryInsert:
