@@ -144,6 +144,18 @@ def parse_timestamp(raw: str) -> int | None:
     return int(raw)
 
 
+def signed_timestamp(folded: Mapping[str, str], name: str) -> tuple[str, int] | str:
+    """The timestamp header as sent and as Unix seconds, or the reason to refuse: missing
+    (``missing_timestamp``) or not plain digits (``malformed_timestamp``)."""
+    raw = header_value(folded, name)
+    if raw is None:
+        return MISSING_TIMESTAMP
+    value = parse_timestamp(raw)
+    if value is None:
+        return MALFORMED_TIMESTAMP
+    return raw, value
+
+
 def freshness_reason(timestamp: int, *, now: float, tolerance_seconds: int) -> str | None:
     """``stale_timestamp`` / ``future_timestamp`` when outside the window, else None."""
     if timestamp < now - tolerance_seconds:

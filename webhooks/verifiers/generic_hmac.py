@@ -43,10 +43,8 @@ from typing import Any, ClassVar
 from webhooks.verifiers.base import (
     BAD_SIGNATURE,
     MALFORMED_HEADER,
-    MALFORMED_TIMESTAMP,
     MISCONFIGURED,
     MISSING_SIGNATURE,
-    MISSING_TIMESTAMP,
     NO_SECRET,
     MalformedHeaders,
     VerificationResult,
@@ -59,7 +57,7 @@ from webhooks.verifiers.base import (
     header_value,
     hmac_sha256,
     matching_secret_index,
-    parse_timestamp,
+    signed_timestamp,
 )
 
 logger = logging.getLogger(__name__)
@@ -169,12 +167,10 @@ class GenericHmacVerifier:
         raw_timestamp: str | None = None
         timestamp: int | None = None
         if settings.timestamp_header is not None:
-            raw_timestamp = header_value(folded, settings.timestamp_header)
-            if raw_timestamp is None:
-                return VerificationResult.fail(MISSING_TIMESTAMP, event_name=event_name)
-            timestamp = parse_timestamp(raw_timestamp)
-            if timestamp is None:
-                return VerificationResult.fail(MALFORMED_TIMESTAMP, event_name=event_name)
+            stamped = signed_timestamp(folded, settings.timestamp_header)
+            if isinstance(stamped, str):
+                return VerificationResult.fail(stamped, event_name=event_name)
+            raw_timestamp, timestamp = stamped
         given = ascii_bytes(raw_signature)
         expected_length = len(settings.prefix) + _ENCODED_LENGTH[settings.encoding]
         if given is None or not raw_signature.startswith(settings.prefix) or len(raw_signature) != expected_length:

@@ -18,9 +18,7 @@ from typing import Any, ClassVar
 from webhooks.verifiers.base import (
     BAD_SIGNATURE,
     MALFORMED_HEADER,
-    MALFORMED_TIMESTAMP,
     MISSING_SIGNATURE,
-    MISSING_TIMESTAMP,
     NO_SECRET,
     MalformedHeaders,
     VerificationResult,
@@ -33,7 +31,7 @@ from webhooks.verifiers.base import (
     header_value,
     hmac_sha256,
     matching_secret_index,
-    parse_timestamp,
+    signed_timestamp,
 )
 
 SIGNATURE_HEADER = "X-Slack-Signature"
@@ -70,12 +68,10 @@ class SlackSigningVerifier:
         raw_signature = header_value(folded, SIGNATURE_HEADER)
         if raw_signature is None:
             return VerificationResult.fail(MISSING_SIGNATURE)
-        raw_timestamp = header_value(folded, TIMESTAMP_HEADER)
-        if raw_timestamp is None:
-            return VerificationResult.fail(MISSING_TIMESTAMP)
-        timestamp = parse_timestamp(raw_timestamp)
-        if timestamp is None:
-            return VerificationResult.fail(MALFORMED_TIMESTAMP)
+        stamped = signed_timestamp(folded, TIMESTAMP_HEADER)
+        if isinstance(stamped, str):
+            return VerificationResult.fail(stamped)
+        raw_timestamp, timestamp = stamped
         given = ascii_bytes(raw_signature)
         if given is None or not raw_signature.startswith(PREFIX) or len(raw_signature) != len(PREFIX) + 64:
             return VerificationResult.fail(MALFORMED_HEADER)

@@ -35,11 +35,9 @@ from typing import Any, ClassVar
 from webhooks.verifiers.base import (
     BAD_SIGNATURE,
     MALFORMED_HEADER,
-    MALFORMED_TIMESTAMP,
     MISCONFIGURED,
     MISSING_MESSAGE_ID,
     MISSING_SIGNATURE,
-    MISSING_TIMESTAMP,
     NO_SECRET,
     UNSUPPORTED_SIGNATURE_VERSION,
     MalformedHeaders,
@@ -52,7 +50,7 @@ from webhooks.verifiers.base import (
     hmac_sha256,
     matching_secret_index,
     message_replay_key,
-    parse_timestamp,
+    signed_timestamp,
 )
 
 logger = logging.getLogger(__name__)
@@ -135,12 +133,10 @@ class StandardWebhooksVerifier:
             return VerificationResult.fail(MISSING_MESSAGE_ID)
         if not _valid_message_id(message_id):
             return VerificationResult.fail(MALFORMED_HEADER)
-        raw_timestamp = header_value(folded, TIMESTAMP_HEADER)
-        if raw_timestamp is None:
-            return VerificationResult.fail(MISSING_TIMESTAMP)
-        timestamp = parse_timestamp(raw_timestamp)
-        if timestamp is None:
-            return VerificationResult.fail(MALFORMED_TIMESTAMP)
+        stamped = signed_timestamp(folded, TIMESTAMP_HEADER)
+        if isinstance(stamped, str):
+            return VerificationResult.fail(stamped)
+        raw_timestamp, timestamp = stamped
         raw_signatures = header_value(folded, SIGNATURE_HEADER)
         if raw_signatures is None:
             return VerificationResult.fail(MISSING_SIGNATURE)
