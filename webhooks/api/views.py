@@ -30,7 +30,9 @@ from webhooks.models import TriggerRule, WorkflowRun
 
 PAYLOAD_PERMISSION = "webhooks.view_delivery_payload"
 NAME = OpenApiParameter("connection_name", str, OpenApiParameter.PATH, description="connection name")
-ID = OpenApiParameter("pk", int, OpenApiParameter.PATH, description="id")
+# The URLs capture `pk`, which drf-spectacular publishes as `{id}` (SCHEMA_COERCE_PATH_PK); the
+# parameter must carry the published name or the schema has a required `pk` that is in no path.
+ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="id")
 
 
 class WebhookActivityApi(APIView):
