@@ -225,8 +225,11 @@ class PyngrokAgent:
         self.pyngrok_config = conf.PyngrokConfig(ngrok_path=path, config_path=str(config_path),
                                                  startup_timeout=startup_timeout, monitor_thread=False,
                                                  request_timeout=5)
-        # The token goes to the agent through its environment (NGROK_AUTHTOKEN), never on
-        # its command line where any local user could read it in the process list.
+        # The token reaches the agent through its own config file (`agent.authtoken`, mode
+        # 0600, only while it starts): never on its command line, where any local user could
+        # read it in the process list, and never through this process's environment, which
+        # would have to be changed and restored around each start (issue 12 §4: popping
+        # NGROK_AUTHTOKEN afterwards made the next start fail with "No ngrok auth token").
         self.pyngrok_config.auth_token = None
 
     def start(self, *, port: int, auth_token: str) -> str:
@@ -236,7 +239,7 @@ class PyngrokAgent:
         if not os.path.isfile(self.path):
             # pyngrok would download the agent here; this machine may have no internet.
             raise AgentError(f"the ngrok agent is not installed at {self.path}")
-        os.environ["NGROK_AUTHTOKEN"] = auth_token
+        self._write_token(auth_token)
         # pyngrok checks its startup timeout only between lines of the agent's output: an
         # agent that prints nothing would block it forever. The watchdog kills such an agent
         # (its stdout closes, pyngrok gives up with "unable to start").
@@ -250,11 +253,31 @@ class PyngrokAgent:
             raise AgentError(str(exc).replace(auth_token, "[redacted]")[:400]) from None
         finally:
             watchdog.cancel()
-            os.environ.pop("NGROK_AUTHTOKEN", None)
+            # The agent read its config at startup; the token does not stay on disk.
+            self._write_token(None)
         public_url = tunnel.public_url or ""
         if public_url.startswith("http://"):
             public_url = "https://" + public_url[len("http://"):]
         return public_url
+
+    def _write_token(self, token: str | None) -> None:
+        """Set (or, with None, remove) `agent.authtoken` in the agent's own config file."""
+        import yaml
+        from pyngrok import installer
+
+        path = Path(self.pyngrok_config.config_path or "")
+        # Created owner-only before any secret is written into it.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        path.chmod(0o600)
+        if token:
+            installer.install_default_config(str(path), data={"agent": {"authtoken": token}},
+                                             ngrok_version=self.pyngrok_config.ngrok_version,
+                                             config_version=self.pyngrok_config.config_version)
+            return
+        with installer.config_file_lock:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            if isinstance(data.get("agent"), dict) and data["agent"].pop("authtoken", None) is not None:
+                path.write_text(yaml.safe_dump(data), encoding="utf-8")
 
     def _kill_starting_agent(self) -> None:
         from pyngrok import process

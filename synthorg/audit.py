@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import HttpRequest
 
+from synthorg.client_address import client_address
 from synthorg.middleware import current_request_id
 from synthorg.models import AuditEvent
 
@@ -33,7 +34,8 @@ def _scrub(value: Any, key: str = "") -> Any:
 def client_ip(request: HttpRequest | None) -> str | None:
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    # The same client as the receiver's flood guard sees (trusted proxies only).
+    return client_address(request.META)
 
 
 def audit_record(

@@ -117,8 +117,8 @@ class HealthConfig:
     probe_threads: int = _spec(50, min=1, max=500)
     # The on-demand check returns a result at most this old without probing again.
     fresh_result_seconds: int = _spec(30, min=0, max=3600)
-    # GitHub Enterprise Server hosts the github check may send a token to, besides
-    # api.github.com, *.github.com and *.ghe.com.
+    # GitHub Enterprise hosts (Server, or a Cloud tenant's api.<tenant>.ghe.com) the github
+    # token may be sent to besides api.github.com; exact names, checked on the host connected to.
     github_allowed_hosts: list[str] = _spec([])
 
 
@@ -179,6 +179,9 @@ class SchedulerConfig:
 @dataclass(frozen=True)
 class IntegrationsConfig:
     enabled: bool = _spec(True)
+    # Reverse proxies (CIDRs) whose X-Forwarded-For / X-Forwarded-Host are believed; empty =
+    # none, the client is REMOTE_ADDR (synthorg/client_address.py).
+    trusted_proxies: list[str] = _spec([])
     connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
     secret_backend: SecretBackendConfig = field(default_factory=SecretBackendConfig)
     oauth: OAuthConfig = field(default_factory=OAuthConfig)
@@ -351,6 +354,12 @@ def _cross_field_rules(config: Config, problems: list[Problem]) -> None:
             ipaddress.ip_network(network, strict=False)
         except ValueError:
             problems.append(Problem(f"integrations.egress.blocked_networks[{index}]",
+                                    f"{network!r} is not an IP network (CIDR)"))
+    for index, network in enumerate(config.integrations.trusted_proxies):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            problems.append(Problem(f"integrations.trusted_proxies[{index}]",
                                     f"{network!r} is not an IP network (CIDR)"))
     names = [s.name for s in config.mcp.servers]
     for index, server in enumerate(config.mcp.servers):

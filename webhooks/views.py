@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from synthorg.client_address import client_address
 from synthorg.config import get_config
 from synthorg.errors import ServiceUnavailable
 from webhooks import receiver
@@ -79,7 +80,8 @@ UNAVAILABLE = {"detail": "The rate limiter is unavailable; try again shortly.", 
 @require_POST
 def webhook_receive(request: HttpRequest, connection_name: str, event_type: str) -> HttpResponse:
     connection_name = storable(connection_name)
-    remote_ip = request.META.get("REMOTE_ADDR") or None
+    # X-Forwarded-For only from integrations.trusted_proxies: a forged one never buys a fresh bucket.
+    remote_ip = client_address(request.META)
     try:
         flooded, admission = receiver.admit(remote_ip=remote_ip, connection_name=connection_name)
     except ServiceUnavailable:

@@ -37,7 +37,7 @@ NAME_PARAMETER = OpenApiParameter("name", str, OpenApiParameter.PATH, descriptio
 class ConnectionListCreateApi(GenericAPIView):
     permission_classes = [StaffOrModelPermission]
     permission_model = Connection
-    error_statuses = (409, 422)
+    error_statuses = {"POST": (409, 422)}
     pagination_class = Pagination
     serializer_class = ConnectionOutputSerializer
 
@@ -64,7 +64,7 @@ class ConnectionListCreateApi(GenericAPIView):
 class ConnectionDetailApi(APIView):
     permission_classes = [StaffOrModelPermission]
     permission_model = Connection
-    error_statuses = (409, 422)
+    error_statuses = {"PATCH": (409, 422), "DELETE": (409,)}
 
     @extend_schema(parameters=[NAME_PARAMETER], responses=ConnectionOutputSerializer, tags=["connections"])
     def get(self, request: Request, name: str) -> Response:

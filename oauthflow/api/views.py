@@ -61,6 +61,7 @@ class OAuthInitiateApi(APIView):
 
 class OAuthStatusApi(APIView):
     permission_classes = [IsAuthenticated]
+    error_statuses = (422,)  # not_oauth_app: the connection exists but is of another type
 
     @extend_schema(parameters=[CONNECTION_PARAMETER], responses=OAuthStatusOutputSerializer, tags=["oauth"])
     def get(self, request: Request, connection_name: str) -> Response:
@@ -121,6 +122,9 @@ class OAuthCallbackApi(APIView):
     permission_classes = [AllowAny]
     renderer_classes = [CallbackPageRenderer]
     content_negotiation_class = HTMLOnlyNegotiation
+    # NUL in the query: OAuthCallbackQuerySerializer refuses it (400, the HTML page), not the
+    # NUL middleware's JSON (synthorg.middleware.NulCharacterMiddleware).
+    validates_own_query = True
 
     @extend_schema(parameters=[OAuthCallbackQuerySerializer], tags=["oauth"], responses={
         200: OpenApiResponse(str, description="HTML page: connected, or the provider's refusal explained"),

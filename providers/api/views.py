@@ -27,7 +27,7 @@ NAME_PARAMETER = OpenApiParameter("name", str, OpenApiParameter.PATH, descriptio
 class ProviderListCreateApi(GenericAPIView):
     permission_classes = [StaffOrModelPermission]
     permission_model = ProviderConfig
-    error_statuses = (409, 422)
+    error_statuses = {"POST": (409, 422)}
     pagination_class = Pagination
     serializer_class = ProviderOutputSerializer
 
@@ -52,7 +52,7 @@ class ProviderListCreateApi(GenericAPIView):
 class ProviderDetailApi(APIView):
     permission_classes = [StaffOrModelPermission]
     permission_model = ProviderConfig
-    error_statuses = (422,)
+    error_statuses = {"PATCH": (422,)}
 
     @extend_schema(parameters=[NAME_PARAMETER], responses=ProviderOutputSerializer, tags=["providers"])
     def get(self, request: Request, name: str) -> Response:

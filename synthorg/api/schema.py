@@ -2,8 +2,10 @@
 
 Each operation lists, beside its success response, the `{"detail", "code"}` error bodies it
 can answer with: 400 when it takes input, 401/403 unless it is public, 404 when the path
-has parameters, 503 for the integrations switch, and whatever the view declares in
-`error_statuses` (409, 413, 422, 429, ...). Schemathesis holds us to it in CI.
+has parameters, 406 when it negotiates JSON, 503 for the integrations switch, and whatever the
+view declares in `error_statuses` (409, 413, 422, 429, ...): a tuple for every method, or a
+dict of method -> tuple when the methods differ. Every error body is the one `Error`
+component. Schemathesis and tests/contract/test_openapi_valid.py hold us to it in CI.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 
 ERROR_DESCRIPTIONS = {
@@ -19,6 +22,7 @@ ERROR_DESCRIPTIONS = {
     "403": "Not allowed",
     "404": "Not found",
     "405": "Method not allowed",
+    "406": "The Accept header asks for something other than JSON",
     "409": "Conflict",
     "413": "Payload too large",
     "415": "Unsupported media type",
@@ -33,6 +37,8 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()
     errors = serializers.DictField(required=False, child=serializers.JSONField())
+    # secrets_required (409) names the secret fields a destination change needs again.
+    fields = serializers.ListField(required=False, child=serializers.CharField())
 
 
 class SynthorgAutoSchema(AutoSchema):
@@ -47,7 +53,13 @@ class SynthorgAutoSchema(AutoSchema):
             codes.add("404")
         if self.method in {"POST", "PUT", "PATCH"}:
             codes.add("415")
-        codes |= {str(code) for code in getattr(self.view, "error_statuses", ())}
+        # DRF's negotiation answers 406 when Accept excludes JSON; the HTML callback always answers.
+        if issubclass(self.view.content_negotiation_class, DefaultContentNegotiation):
+            codes.add("406")
+        declared = getattr(self.view, "error_statuses", ())
+        if isinstance(declared, dict):
+            declared = declared.get(self.method, ())
+        codes |= {str(code) for code in declared}
         for code in sorted(codes):
             if code not in responses:
                 body = self._get_response_for_code(ErrorSerializer, code, direction=direction)

@@ -126,7 +126,10 @@ def test_owner_starts_the_agent_through_pyngrok_and_every_webhook_url_uses_it(
         assert webhook_url("hooks") == f"{body['public_url']}/api/v1/webhooks/hooks/auto"
         invocation = agent.events()[0]
         assert invocation["argv"][:2] == ["start", "--none"]
-        assert invocation["token_in_env"] is True and invocation["token_in_argv"] is False
+        # The token went through the agent's config file: not argv, not this process's env.
+        assert invocation["token_in_config"] == TOKEN and invocation["token_in_argv"] is False
+        assert invocation["token_in_env"] is False
+        assert TOKEN not in (tmp_var_ngrok_config()).read_text()  # removed once the agent started
         created = next(e for e in agent.events() if e.get("api") == "POST")
         assert created["path"] == "/api/endpoints"
         assert created["body"]["upstream"] == {"url": "http://localhost:8123"}
@@ -154,6 +157,39 @@ def test_stop_clears_state_at_once_and_the_owner_stops_the_agent(staff_client: A
     assert AuditEvent.objects.filter(action="tunnel.stop").count() == 1
     staff_client.post(f"{URL}/stop")
     assert AuditEvent.objects.filter(action="tunnel.stop").count() == 1
+
+
+def tmp_var_ngrok_config() -> Any:
+    from pathlib import Path
+
+    from django.conf import settings as django_settings
+
+    return Path(django_settings.VAR_DIR) / "ngrok" / "ngrok.yml"
+
+
+def test_the_same_owner_starts_again_after_a_stop_without_touching_the_environment(
+        staff_client: Any, tunnel_on: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 12 §4: the default auth_token_env is NGROK_AUTHTOKEN, which start() used to pop.
+    monkeypatch.setenv("NGROK_AUTHTOKEN", TOKEN)
+    agent = tunnel_on(token=None, auth_token_env="NGROK_AUTHTOKEN")
+    before = dict(__import__("os").environ)
+    owner = tunnel.TunnelOwner(owner_id="test-owner")
+    try:
+        for _ in range(2):
+            assert staff_client.post(f"{URL}/start").status_code == 202
+            owner.reconcile()
+            state = TunnelState.objects.get()
+            assert state.status == TunnelState.Status.RUNNING and state.public_url, state.error
+            assert dict(__import__("os").environ) == before
+            staff_client.post(f"{URL}/stop")
+            owner.reconcile()
+            assert not owner._agent.is_running()
+    finally:
+        owner.shutdown()
+    starts = [e for e in agent.events() if "argv" in e]
+    assert len(starts) == 2 and all(e["token_in_argv"] is False for e in starts)
+    config = tmp_var_ngrok_config()
+    assert TOKEN not in config.read_text() and config.stat().st_mode & 0o077 == 0
 
 
 def test_agent_refusing_the_token_is_recorded_as_an_error(staff_client: Any, tunnel_on: Any,
@@ -257,6 +293,11 @@ def test_recorded_public_host_is_restricted_too(tunnel_on: Any) -> None:
     assert _through("tunnel.example.net:443", "/api/v1/webhooks/a/b") == 200
 
 
-def test_local_host_reaches_everything() -> None:
+def test_local_host_reaches_everything(settings: Any) -> None:
     assert _through("localhost:8000", "/admin/") == 200
+    assert _through("127.0.0.1:8000", "/admin/") == 200
+    assert _through("[::1]:8000", "/admin/") == 200
+    settings.ALLOWED_HOSTS = ["synthorg.internal", ".ngrok-free.app"]
     assert _through("synthorg.internal", "/api/v1/connections") == 200
+    # Allowing the tunnel's domain (so webhooks pass host validation) never makes it local.
+    assert _through("abc.ngrok-free.app", "/api/v1/connections") == 404

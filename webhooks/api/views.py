@@ -56,7 +56,7 @@ class TriggerRuleListCreateApi(GenericAPIView):
     permission_model = TriggerRule
     pagination_class = Pagination
     serializer_class = TriggerRuleOutputSerializer
-    error_statuses = (422,)
+    error_statuses = {"POST": (422,)}
 
     @extend_schema(responses=TriggerRuleOutputSerializer(many=True), tags=["webhooks"])
     def get(self, request: Request) -> Response:
@@ -82,7 +82,7 @@ def _rule(pk: int) -> TriggerRule:
 class TriggerRuleDetailApi(APIView):
     permission_classes = [StaffOrModelPermission]
     permission_model = TriggerRule
-    error_statuses = (422,)
+    error_statuses = {"PATCH": (422,)}
 
     @extend_schema(parameters=[ID], responses=TriggerRuleOutputSerializer, tags=["webhooks"])
     def get(self, request: Request, pk: int) -> Response:
@@ -132,7 +132,7 @@ class WorkflowRunDetailApi(APIView):
 
 class SigningSecretRotateApi(APIView):
     permission_classes = [IsAdminUser]
-    error_statuses = (422,)
+    error_statuses = (409, 422)  # 409: the connection's secret backend is read-only (env_var)
 
     @extend_schema(parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH, description="connection name")],
                    request=SigningSecretRotateInputSerializer, responses=SigningSecretRotateOutputSerializer,

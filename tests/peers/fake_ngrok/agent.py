@@ -6,7 +6,8 @@ It behaves like the agent as pyngrok 9 sees it:
   `tunnel session started` (the three pyngrok waits for), then serves the local API;
 * the local API: `GET/POST /api/endpoints`, `GET/DELETE /api/endpoints/<name>`
   (and the v2 `/api/tunnels` aliases), JSON in and out;
-* without an auth token (`--authtoken` or `NGROK_AUTHTOKEN`) it fails like the agent,
+* without an auth token (`--authtoken`, `NGROK_AUTHTOKEN` or `agent.authtoken` in the
+  `--config` file) it fails like the agent,
   `lvl=eror ... err="... ERR_NGROK_4018 ..."`, and exits 1.
 
 Knobs (environment): `FAKE_NGROK_RECORD` a file to which every invocation and API call is
@@ -113,11 +114,25 @@ class Api(BaseHTTPRequestHandler):
         self._send(204) if removed else self._send(404, {"msg": "endpoint not found"})
 
 
+def config_token(path: str | None) -> str | None:
+    """`agent.authtoken` of the `--config` file, as the agent reads it at startup."""
+    if not path or not os.path.isfile(path):
+        return None
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    agent = data.get("agent") if isinstance(data, dict) else None
+    return (agent or {}).get("authtoken") or None
+
+
 def main(argv: list[str]) -> int:
     token_argv = option(argv, "--authtoken")
     token_env = os.environ.get("NGROK_AUTHTOKEN")
+    token_config = config_token(option(argv, "--config"))
     shown = [a if a != token_argv else "[token]" for a in argv]
-    record({"argv": shown, "token_in_argv": token_argv is not None, "token_in_env": bool(token_env)})
+    record({"argv": shown, "token_in_argv": token_argv is not None, "token_in_env": bool(token_env),
+            "token_in_config": token_config})
     if not argv or argv[0] != "start":
         sys.stdout.write("fake ngrok: only `start` is implemented\n")
         return 2
@@ -125,7 +140,7 @@ def main(argv: list[str]) -> int:
     if mode == "hang":
         time.sleep(3600)
         return 0
-    if mode == "crash" or not (token_argv or token_env):
+    if mode == "crash" or not (token_argv or token_env or token_config):
         log('lvl=eror msg="failed to reconnect session" obj=tunnels.session '
             'err="authentication failed: Usage of ngrok requires a verified account and authtoken. ERR_NGROK_4018"')
         return 1
