@@ -361,6 +361,12 @@ def _cross_field_rules(config: Config, problems: list[Problem]) -> None:
         except ValueError:
             problems.append(Problem(f"integrations.trusted_proxies[{index}]",
                                     f"{network!r} is not an IP network (CIDR)"))
+    for index, network in enumerate(config.integrations.trusted_proxies):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            problems.append(Problem(f"integrations.trusted_proxies[{index}]",
+                                    f"{network!r} is not an IP network (CIDR)"))
     names = [s.name for s in config.mcp.servers]
     for index, server in enumerate(config.mcp.servers):
         if not server.name:
