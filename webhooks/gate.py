@@ -19,12 +19,24 @@ Both budgets are the limiter's own GCRA buckets (``webhook-ip:<address>``,
 
 Without Redis (the embedded mode's database store) `ReceiptGate` takes the flood guard through
 the limiter, reserves nothing (the receiver takes the connection's limit after verification)
-and has no stamp (nothing is cached). With both limits off, an unreachable Redis only costs the
-stamp: deliveries are still received (and the outbox publishes them once the broker is back).
+and has no stamp (nothing is cached).
+
+When Redis is configured but unreachable (killed, restarting), the receiver keeps accepting
+(issue 13: GitHub never retries a 503): both budgets fall back to buckets in this process's
+memory (`integrations.ratelimit.memory_store`), each a share of the shared budget, ``rpm /
+WEB_CONCURRENCY`` (the number of web worker processes, gunicorn's own variable), so the
+service as a whole admits about what Redis would have. There is no stamp meanwhile (the
+connection is read every time); the delivery is stored and the outbox publishes it once the
+broker is back. Redis is tried again `REDIS_RETRY_SECONDS` after a failure, and the fallback is
+counted and logged once per minute, not per request.
 """
 from __future__ import annotations
 
 import logging
+import math
+import os
+import threading
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -33,11 +45,19 @@ import redis
 
 from integrations import generation
 from integrations.ratelimit import RateLimitExceeded, get_rate_limiter
+from integrations.ratelimit.memory_store import MemoryStore
 from integrations.ratelimit.redis_store import _NOW, GCRA_FUNCTION, RedisStore
 from integrations.ratelimit.store import gcra_parameters
-from synthorg.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
+
+# The number of web worker processes sharing the budgets: gunicorn's own variable (it reads
+# WEB_CONCURRENCY as its default --workers). Unset or invalid: 1.
+WEB_WORKERS_ENV = "WEB_CONCURRENCY"
+# After Redis fails, this process uses its own buckets for this long before asking again, so a
+# Redis that times out (rather than refusing at once) costs one timeout per window, not per request.
+REDIS_RETRY_SECONDS = 2.0
+FALLBACK_LOG_INTERVAL_SECONDS = 60.0
 
 # KEYS: address bucket ('' = no flood guard), connection bucket ('' = no limit), stamp key.
 # ARGV: now, address interval, limit, connection interval, limit, fresh stamp.
@@ -79,6 +99,8 @@ class Admission:
     connection_retry_after: float = 0.0
     # The connection-data generation stamp; None = do not use cached connections.
     generation: str | None = None
+    # True when Redis was unreachable and this process's own buckets decided (`LocalBudgets`).
+    local: bool = False
 
 
 def connection_bucket(connection_name: str) -> str:
@@ -102,9 +124,102 @@ def _burst(rpm: int) -> int:
     return rpm - 1
 
 
+def web_workers() -> int:
+    """How many web processes share the budgets (``WEB_CONCURRENCY``; 1 when unset or invalid)."""
+    try:
+        return max(1, int(os.environ.get(WEB_WORKERS_ENV, "1")))
+    except ValueError:
+        return 1
+
+
+def process_share(rpm: int) -> int:
+    """This process's part of a budget of ``rpm`` per minute while Redis is down (at least 1)."""
+    return max(1, math.ceil(rpm / web_workers()))
+
+
+class LocalBudgets:
+    """The flood guard and connection limits in this process's memory, for Redis outages.
+
+    Counts what it admits and logs it once per ``FALLBACK_LOG_INTERVAL_SECONDS`` (a line per
+    request would flood the log exactly when Redis is down).
+    """
+
+    def __init__(self, *, monotonic: Any = time.monotonic) -> None:
+        self.store = MemoryStore(monotonic=monotonic)
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self.total = 0  # requests decided here since the process started
+        self._since_log = 0
+        self._logged_at: float | None = None
+        self._down_until = 0.0
+        self._outage_started: float | None = None
+
+    def redis_skipped(self) -> bool:
+        """Whether Redis failed less than `REDIS_RETRY_SECONDS` ago (then it is not asked)."""
+        return self._monotonic() < self._down_until
+
+    def redis_failed(self, exc: Exception) -> None:
+        now = self._monotonic()
+        with self._lock:
+            self._down_until = now + REDIS_RETRY_SECONDS
+            if self._outage_started is None:
+                self._outage_started = now
+                logger.warning("the shared rate limiter (Redis) is unreachable: the webhook receiver admits "
+                               "under per-process budgets (1/%d of each) until it is back: %s", web_workers(), exc)
+
+    def redis_answered(self) -> None:
+        if self._outage_started is None:
+            return
+        with self._lock:
+            if self._outage_started is not None:
+                logger.warning("the shared rate limiter (Redis) is reachable again after %.0f s; %d requests "
+                               "were decided by per-process budgets", self._monotonic() - self._outage_started,
+                               self._since_log)
+                self._outage_started = None
+                self._since_log = 0
+                self._logged_at = None
+
+    def enter(self, *, remote_ip: str | None, connection_name: str, flood_rpm: int,
+              connection_rpm: int) -> Admission:
+        self._count()
+        if flood_rpm and remote_ip:
+            share = process_share(flood_rpm)
+            decision = self.store.acquire(address_bucket(remote_ip), rpm=share, burst=share - 1)
+            if not decision.allowed:
+                return Admission(flood_retry_after=decision.retry_after, local=True)
+        if not connection_rpm:
+            return Admission(local=True)
+        share = process_share(connection_rpm)
+        decision = self.store.acquire(connection_bucket(connection_name), rpm=share, burst=share - 1)
+        return Admission(connection_reserved=decision.allowed, connection_retry_after=decision.retry_after,
+                         local=True)
+
+    def refund(self, *, connection_name: str, connection_rpm: int) -> None:
+        self.store.refund(connection_bucket(connection_name), rpm=process_share(connection_rpm))
+
+    def _count(self) -> None:
+        now = self._monotonic()
+        with self._lock:
+            self.total += 1
+            self._since_log += 1
+            if self._logged_at is None:
+                self._logged_at = now
+            elif now - self._logged_at >= FALLBACK_LOG_INTERVAL_SECONDS:
+                logger.warning("the shared rate limiter (Redis) is still unreachable: %d requests in the last "
+                               "%.0f s were decided by per-process budgets (1/%d of each)", self._since_log,
+                               now - self._logged_at, web_workers())
+                self._since_log = 0
+                self._logged_at = now
+
+
+# One per process: the buckets must outlive the gate objects (rebuilt when the client changes).
+local_budgets = LocalBudgets()
+
+
 class ReceiptGate:
-    def __init__(self, client: redis.Redis | None) -> None:
+    def __init__(self, client: redis.Redis | None, local: LocalBudgets | None = None) -> None:
         self.client = client
+        self.local = local or local_budgets
         if client is not None:
             self._gate = client.register_script(GATE)
             self._refund = client.register_script(REFUND)
@@ -113,6 +228,10 @@ class ReceiptGate:
               connection_rpm: int) -> Admission:
         if self.client is None:
             return self._enter_without_redis(remote_ip=remote_ip, flood_rpm=flood_rpm)
+        limited = bool((flood_rpm and remote_ip) or connection_rpm)
+        if limited and self.local.redis_skipped():
+            return self.local.enter(remote_ip=remote_ip, connection_name=connection_name, flood_rpm=flood_rpm,
+                                    connection_rpm=connection_rpm)
         keys = ["", "", generation.generation_key()]
         args = ["", "0", "0", "0", "0", generation.fresh_stamp()]
         if flood_rpm and remote_ip:
@@ -125,12 +244,16 @@ class ReceiptGate:
             reply = self._call(self._gate, keys, args)
         except redis.RedisError as exc:
             if keys[0] or keys[1]:
-                # Fail closed, like the limiter: a guard that cannot see its state lets nothing through.
-                raise ServiceUnavailable("The rate limiter is unavailable; try again shortly.") from exc
+                # Keep receiving (a sender such as GitHub never retries a 503): this process's
+                # share of each budget decides until Redis answers again.
+                self.local.redis_failed(exc)
+                return self.local.enter(remote_ip=remote_ip, connection_name=connection_name,
+                                        flood_rpm=flood_rpm, connection_rpm=connection_rpm)
             # No limit to enforce: receive without the stamp (no cached connections); the
             # delivery is stored and the outbox publishes it once the broker is back.
             logger.warning("Redis unavailable; receiving without cached connections: %s", exc)
             return Admission()
+        self.local.redis_answered()
         if int(reply[0]) == 0:
             return Admission(flood_retry_after=float(reply[1]))
         stamp = reply[4].decode() if isinstance(reply[4], bytes) else str(reply[4])
@@ -155,8 +278,11 @@ class ReceiptGate:
                 return Admission(flood_retry_after=exc.retry_after)
         return Admission()
 
-    def refund(self, *, connection_name: str, connection_rpm: int) -> None:
+    def refund(self, *, connection_name: str, connection_rpm: int, local: bool = False) -> None:
         """Give back a reservation the delivery did not use (best effort: it expires anyway)."""
+        if local and connection_rpm:
+            self.local.refund(connection_name=connection_name, connection_rpm=connection_rpm)
+            return
         if self.client is None or not connection_rpm:
             return
         try:

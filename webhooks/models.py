@@ -66,8 +66,13 @@ class Delivery(models.Model):
     outcome = models.CharField(max_length=32, choices=Outcome.choices, default=Outcome.ACCEPTED)
     headers = models.JSONField(default=dict, blank=True)
     content_type = models.CharField(max_length=100, blank=True)
+    # The raw bytes as received: the authority on what the sender sent.
     body = models.BinaryField()
+    # The parsed body as PostgreSQL can store it: NUL and lone surrogates written as their
+    # \uXXXX escapes, numbers beyond a double kept as text (`webhooks.payloads`).
     payload = models.JSONField(default=dict)
+    # True when `payload` differs from what the sender meant; the body is then read again.
+    payload_escaped = models.BooleanField(default=False)
     remote_ip = models.GenericIPAddressField(null=True, blank=True)
     duplicates = models.PositiveIntegerField(default=0)
     received_at = models.DateTimeField(db_index=True)

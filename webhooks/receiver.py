@@ -8,7 +8,6 @@ the real reason goes to the rejection counters, the bounded sample and the serve
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import re
 import threading
@@ -17,11 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, DataError, IntegrityError, connections, transaction
 from django.db import connection as db_connection
 from django.db.models import F, OuterRef, Subquery
 from django.db.models.constants import OnConflict
@@ -36,9 +34,11 @@ from integrations.ratelimit import RateLimitExceeded, get_rate_limiter
 from integrations.secrets.base import SecretUnavailable
 from integrations.types import get_type
 from synthorg.config import get_config
+from synthorg.json_values import storable_text
 from webhooks import dispatcher as publication
 from webhooks.gate import Admission, connection_bucket, get_gate
 from webhooks.models import Delivery, WebhookEndpoint
+from webhooks.payloads import payload_parse
 from webhooks.rejections import rejection_record
 from webhooks.tasks import delivery_publish_batch_task
 from webhooks.verifiers import VerificationResult, get_verifier
@@ -56,6 +56,10 @@ KEPT_HEADERS = (
     "x-github-hook-installation-target-type", "x-slack-request-timestamp", "x-slack-retry-num",
     "x-slack-retry-reason", "webhook-id", "webhook-timestamp",
 )
+
+
+class DeliveryNotStored(Exception):
+    """The database refused a delivery's values; the message names no value (a 500)."""
 
 
 @dataclass(frozen=True)
@@ -281,46 +285,6 @@ def scheme_for(connection: Connection) -> tuple[str | None, dict[str, Any]]:
     return scheme, {}
 
 
-def _reject_constant(value: str) -> Any:
-    raise ValueError(f"{value} is not JSON")
-
-
-def parse_body(body: bytes, content_type: str) -> dict[str, Any] | None:
-    """A JSON object, or a form body (Slack, GitHub's form option); None when neither."""
-    media = content_type.split(";", 1)[0].strip().lower()
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if media == "application/x-www-form-urlencoded":
-        try:
-            pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=1000)
-        except ValueError:
-            return None
-        fields: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in fields:
-                existing = fields[key]
-                fields[key] = [*existing, value] if isinstance(existing, list) else [existing, value]
-            else:
-                fields[key] = value
-        if set(fields) == {"payload"} and isinstance(fields["payload"], str):
-            # Slack interactivity and GitHub's form content type: one `payload` field of JSON.
-            return _json_object(fields["payload"])
-        return fields or None
-    return _json_object(text)
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(value, dict):
-        return None
-    return value
-
-
 def provider_event_name(connection_type: str, scheme: str | None, result: VerificationResult,
                         payload: Mapping[str, Any]) -> str:
     if result.event_name:
@@ -342,7 +306,7 @@ def provider_event_name(connection_type: str, scheme: str | None, result: Verifi
 
 def _provider_delivery_id(result: VerificationResult, payload: Mapping[str, Any]) -> str:
     value = result.message_id or result.unsigned_delivery_id or payload.get("event_id") or ""
-    return str(value)[:200]
+    return storable_text(str(value)[:200])
 
 
 def _kept_headers(headers: Mapping[str, str], options: Mapping[str, Any]) -> dict[str, str]:
@@ -350,7 +314,7 @@ def _kept_headers(headers: Mapping[str, str], options: Mapping[str, Any]) -> dic
     for key in ("event_header", "timestamp_header"):
         if options.get(key):
             names.add(str(options[key]).lower())
-    return {name.lower(): value[:500] for name, value in headers.items() if name.lower() in names}
+    return {name.lower(): storable_text(value[:500]) for name, value in headers.items() if name.lower() in names}
 
 
 def _duplicate(connection: Connection, delivery_pk: int, *, path_event_type: str, remote_ip: str | None) -> Receipt:
@@ -381,7 +345,7 @@ def release(admission: Admission, *, connection_name: str, receipt_status: int |
     duplicate, a bad or too large body, Slack's challenge)."""
     if admission.connection_reserved and receipt_status != 202:
         get_gate().refund(connection_name=connection_name,
-                          connection_rpm=get_config().integrations.webhooks.rate_limit_rpm)
+                          connection_rpm=get_config().integrations.webhooks.rate_limit_rpm, local=admission.local)
 
 
 def _retry_after(seconds: float) -> str:
@@ -492,32 +456,44 @@ def delivery_receive(*, connection_name: str, path_event_type: str, body: bytes,
         return Receipt(429, {"detail": "Too many deliveries for this connection; retry later.",
                              "code": "rate_limited"}, {"Retry-After": _retry_after(retry_after)})
 
-    # 5. body
-    payload = parse_body(body, content_type)
-    if payload is None:
+    # 5. body: what the sender meant, and the copy PostgreSQL can store (`webhooks.payloads`)
+    parsed = payload_parse(body, content_type)
+    if parsed is None:
         rejection_record(connection=connection, connection_name=connection.name, reason="malformed_body",
                          status=400, path_event_type=path_event_type, remote_ip=remote_ip)
         return Receipt(400, {"detail": "The body must be a JSON object or a form-encoded body.",
                              "code": "malformed_body"})
-    if connection.connection_type == "slack" and payload.get("type") == "url_verification":
-        challenge = payload.get("challenge")
+    if connection.connection_type == "slack" and parsed.value.get("type") == "url_verification":
+        challenge = parsed.value.get("challenge")
         if isinstance(challenge, str):
             return Receipt(200, {"challenge": challenge})
+    payload = parsed.storable
 
     # 6. store, then answer. 3 (replays): the unique (connection, replay key) is the authority;
     # an insert it refuses is a duplicate of the delivery already stored under that key.
     result = verified.result
-    event_name = provider_event_name(connection.connection_type, verified.scheme, result, payload)[:200]
+    # Text columns take the escaped forms too (a header or a payload field may hold a NUL).
+    event_name = storable_text(provider_event_name(connection.connection_type, verified.scheme, result,
+                                                   payload)[:200])
     event_type = (event_name or UNKNOWN_EVENT) if path_event_type == AUTO_EVENT_TYPE else path_event_type
-    delivery_id = delivery_store({
+    values = {
         "connection_id": connection.pk, "connection_name": connection.name,
         "connection_type": connection.connection_type, "event_type": event_type, "event_name": event_name,
         "path_event_type": path_event_type, "provider_delivery_id": _provider_delivery_id(result, payload),
         "replay_key": replay_key, "signed_timestamp": result.signed_timestamp, "matched_secret": verified.matched,
         "outcome": verified.outcome, "headers": _kept_headers(headers, verified.options),
-        "content_type": content_type[:100], "body": body, "payload": payload, "remote_ip": remote_ip,
+        "content_type": storable_text(content_type[:100]), "body": body, "payload": payload,
+        "payload_escaped": parsed.escaped, "remote_ip": remote_ip,
         "received_at": received_at,
-    })
+    }
+    try:
+        delivery_id = delivery_store(values)
+    except (DataError, psycopg.DataError, UnicodeError) as exc:
+        # Never expected (the payload is stored escaped), but should a value still be refused,
+        # the database's message may quote the payload: neither it nor the value is logged.
+        logger.error("delivery for connection %s could not be stored: %s (SQLSTATE %s)", connection.pk,
+                     type(exc).__name__, getattr(exc, "sqlstate", None) or getattr(exc.__cause__, "sqlstate", None))
+        raise DeliveryNotStored(f"delivery for connection {connection.pk} could not be stored") from None
     if delivery_id is None:
         existing = _existing_delivery(connection, replay_key)
         if existing is None:
@@ -609,7 +585,7 @@ class _DeliveryInsert:
 
 
 _PG_PLAIN_TYPES = frozenset({"CharField", "TextField", "BigIntegerField", "IntegerField", "PositiveIntegerField",
-                             "DateTimeField", "UUIDField", "ForeignKey"})
+                             "DateTimeField", "UUIDField", "ForeignKey", "BooleanField"})
 _delivery_insert = _DeliveryInsert()
 
 

@@ -38,6 +38,7 @@ from webhooks.models import (
     WebhookEndpoint,
     WorkflowRun,
 )
+from webhooks.payloads import payload_from_delivery
 from webhooks.verifiers import generate_standard_secret
 from webhooks.workflows import get_workflow
 
@@ -55,17 +56,41 @@ MAX_ROTATION_GRACE = timedelta(days=30)
 
 # --- publication ------------------------------------------------------------------------------
 
-def delivery_event(delivery: Delivery) -> dict[str, Any]:
-    """The #webhooks message for a delivery."""
+def delivery_event(delivery: Delivery, *, as_sent: bool = False) -> dict[str, Any]:
+    """The #webhooks message for a delivery.
+
+    The bus stores its messages in PostgreSQL, so the message carries the stored payload
+    (``payload_escaped`` says whether NULs or lone surrogates in it are written as escapes).
+    ``as_sent`` puts the payload as the sender meant it instead (workflow runs: `http_forward`
+    sends it as JSON, where ``\u0000`` is an escape again).
+    """
     return {
         "event_id": str(delivery.event_id),
         "connection_name": delivery.connection_name,
         "connection_type": delivery.connection_type,
         "event_type": delivery.event_type,
         "delivery_id": delivery.pk,
-        "payload": delivery.payload,
+        "payload": delivery_payload_as_sent(delivery) if as_sent else delivery.payload,
+        "payload_escaped": delivery.payload_escaped and not as_sent,
         "received_at": delivery.received_at.isoformat(),
     }
+
+
+def delivery_payload_as_sent(delivery: Delivery) -> dict[str, Any]:
+    """The payload as the sender meant it: NULs and lone surrogates as they were sent."""
+    return payload_from_delivery(payload=delivery.payload, escaped=delivery.payload_escaped, body=delivery.body,
+                                 content_type=delivery.content_type)
+
+
+def event_payload_as_sent(event: Mapping[str, Any]) -> Any:
+    """A #webhooks message's payload as the sender meant it (read from the raw body when the
+    message carries an escaped copy)."""
+    payload = event.get("payload") or {}
+    if not event.get("payload_escaped"):
+        return payload
+    delivery = Delivery.objects.filter(pk=event.get("delivery_id")).only(
+        "payload", "payload_escaped", "body", "content_type").first()
+    return payload if delivery is None else delivery_payload_as_sent(delivery)
 
 
 def delivery_publish(*, delivery_id: int) -> str:
@@ -144,7 +169,8 @@ class ExternalTriggerStrategy:
     def matching_rules(self, event: Mapping[str, Any]) -> list[TriggerRule]:
         rules = TriggerRule.objects.filter(enabled=True).filter(
             Q(connection__isnull=True) | Q(connection__name__iexact=event["connection_name"]))
-        payload = event.get("payload") or {}
+        # Conditions compare what the sender meant ("x\u0000y" is x, NUL, y), not the stored escape.
+        payload = event_payload_as_sent(event)
         return [rule for rule in rules
                 if event_type_matches(rule.event_type, event["event_type"], payload)
                 and conditions_hold(rule.conditions, payload)]
@@ -197,8 +223,10 @@ def workflow_run_execute(*, run_id: int) -> RunOutcome:
         return finish(WorkflowRun.Status.FAILED, error="the delivery was deleted before the run")
     try:
         workflow = get_workflow(run.workflow)
-        result = workflow.run(delivery_event(run.delivery), run.parameters)
+        result = workflow.run(delivery_event(run.delivery, as_sent=True), run.parameters)
     except (TransientError, RateLimitExceeded) as exc:
+        # TransientError includes the limiter's own outage (`RateLimiterUnavailable`): a
+        # workflow that meets it waits and retries, it does not fail (issue 13).
         error = f"{type(exc).__name__}: {exc}"[:500]
         if run.attempts >= cfg.workflow_max_attempts:
             return finish(WorkflowRun.Status.FAILED, error=error)

@@ -16,7 +16,6 @@ from django.views.decorators.http import require_POST
 
 from synthorg.client_address import client_address
 from synthorg.config import get_config
-from synthorg.errors import ServiceUnavailable
 from webhooks import receiver
 from webhooks.rejections import rejection_record
 
@@ -73,24 +72,14 @@ def _respond(receipt: receiver.Receipt) -> HttpResponse:
     return response
 
 
-UNAVAILABLE = {"detail": "The rate limiter is unavailable; try again shortly.", "code": "service_unavailable"}
-
-
 @csrf_exempt
 @require_POST
 def webhook_receive(request: HttpRequest, connection_name: str, event_type: str) -> HttpResponse:
     connection_name = storable(connection_name)
     # X-Forwarded-For only from integrations.trusted_proxies: a forged one never buys a fresh bucket.
     remote_ip = client_address(request.META)
-    try:
-        flooded, admission = receiver.admit(remote_ip=remote_ip, connection_name=connection_name)
-    except ServiceUnavailable:
-        # The limits cannot be checked (Redis down): refuse rather than let a flood through;
-        # senders retry a 503.
-        logger.warning("webhook for %r refused: the rate limiter is unavailable", connection_name)
-        response = JsonResponse(UNAVAILABLE, status=503)
-        response["Retry-After"] = "30"
-        return response
+    # Never a 503 for an unreachable Redis: the gate falls back to this process's budgets.
+    flooded, admission = receiver.admit(remote_ip=remote_ip, connection_name=connection_name)
     if flooded is not None:
         return _respond(flooded)
     receipt: receiver.Receipt | None = None

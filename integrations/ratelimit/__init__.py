@@ -9,6 +9,7 @@ Public API::
     @with_connection_rate_limit(connection_arg="connection", wait=True, max_wait=None)
     RateLimitExceeded(retry_after)  # our limit; subclass of synthorg.errors.RateLimited
     RemoteRateLimited(retry_after)  # raise it when a remote API says 429 + Retry-After
+    RateLimiterUnavailable          # the store is unreachable: a TransientError (and a 503)
 
 Keys are free-form strings (at most 200 characters for the database store); owners pick a
 namespace: ``connection:<id>`` (outbound tool calls), ``webhook:<id>``, ``reveal:<user id>``.
@@ -21,7 +22,7 @@ from integrations.ratelimit.decorator import (
     resolve_connection,
     with_connection_rate_limit,
 )
-from integrations.ratelimit.errors import RateLimitExceeded, RemoteRateLimited
+from integrations.ratelimit.errors import RateLimiterUnavailable, RateLimitExceeded, RemoteRateLimited
 from integrations.ratelimit.limiter import Lease, RateLimiter, get_rate_limiter
 from integrations.ratelimit.store import Decision, RateLimitStore
 
@@ -31,6 +32,7 @@ __all__ = [
     "RateLimitExceeded",
     "RateLimitStore",
     "RateLimiter",
+    "RateLimiterUnavailable",
     "RemoteRateLimited",
     "connection_rate_limit_key",
     "get_rate_limiter",

@@ -1,10 +1,12 @@
-"""The two rate-limit errors: ours (`RateLimitExceeded`) and the remote API's (`RemoteRateLimited`)."""
+"""The rate-limit errors: ours (`RateLimitExceeded`), the remote API's (`RemoteRateLimited`) and
+the limiter's own outage (`RateLimiterUnavailable`)."""
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from synthorg.errors import RateLimited
+from synthorg.egress import TransientError
+from synthorg.errors import RateLimited, ServiceUnavailable
 
 
 class RateLimitExceeded(RateLimited):
@@ -43,3 +45,18 @@ class RemoteRateLimited(RateLimited):
     @property
     def retry_after(self) -> float:
         return self.wait
+
+
+class RateLimiterUnavailable(TransientError, ServiceUnavailable):
+    """The limiter's store (Redis) cannot be reached, so no admission can be decided.
+
+    A transient error everywhere (issue 13): every ``except TransientError`` and every task
+    retrying on it treats the outage as "try again later" (a workflow run waits with backoff
+    instead of failing); the API still renders it as 503 ``service_unavailable``.
+    """
+
+    status_code = 503
+    code = "service_unavailable"
+
+    def __init__(self, message: str = "The rate limiter is unavailable; try again shortly.") -> None:
+        super().__init__(message)

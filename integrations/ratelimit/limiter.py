@@ -19,9 +19,8 @@ from typing import Any, TypeVar
 import redis
 from django.core.exceptions import ImproperlyConfigured
 
-from integrations.ratelimit.errors import RateLimitExceeded
+from integrations.ratelimit.errors import RateLimiterUnavailable, RateLimitExceeded
 from integrations.ratelimit.store import RateLimitStore
-from synthorg.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +157,7 @@ class RateLimiter:
         except redis.RedisError as exc:
             # Fail closed: a limiter that cannot see its state must not let calls through.
             logger.warning("Rate-limit store %s is unavailable: %s", self.store.name, exc)
-            raise ServiceUnavailable("The rate limiter is unavailable; try again shortly.") from exc
+            raise RateLimiterUnavailable() from exc
 
 
 def _build_store() -> RateLimitStore:

@@ -38,7 +38,7 @@ def test_publication_event_has_the_documented_fields(django_capture_on_commit_ca
     delivery_id = receive(github_body(action="opened"), capture=django_capture_on_commit_callbacks)
     message = BusMessage.objects.get(channel="webhooks")
     assert set(message.payload) == {"event_id", "connection_name", "connection_type", "event_type", "delivery_id",
-                                    "payload", "received_at"}
+                                    "payload", "payload_escaped", "received_at"}
     assert message.payload["delivery_id"] == delivery_id and message.payload["connection_type"] == "github"
 
 
