@@ -28,3 +28,22 @@ def register(key: str, dependant: Dependant) -> None:
 
 def registered() -> list[Dependant]:
     return list(_registry.values())
+
+
+# --- destination changes ----------------------------------------------------------------------
+# What other apps hold that was obtained for a connection's old destination (OAuth tokens for a
+# token_url) must not follow the connection to a new one (issue 12). `connection_update` calls
+# every hook inside its transaction, after the new config is saved, with the names of the
+# destination fields that changed; a hook drops what it holds and writes its own audit event.
+
+DestinationHook = Callable[..., None]  # (connection, *, changed: list[str], actor, request) → None
+
+_destination_hooks: dict[str, DestinationHook] = {}
+
+
+def register_destination_change(key: str, hook: DestinationHook) -> None:
+    _destination_hooks[key] = hook
+
+
+def destination_change_hooks() -> list[DestinationHook]:
+    return list(_destination_hooks.values())

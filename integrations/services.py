@@ -260,9 +260,70 @@ def connection_credentials(connection: Connection) -> dict[str, Any]:
     return {**connection.config, **connection_secrets(connection)}
 
 
+class SecretsRequired(Conflict):
+    """A destination field changed without the secrets (409, ``fields`` names those needed)."""
+
+    code = "secrets_required"
+
+    def __init__(self, detail: str, *, fields: list[str], destination_fields: list[str]) -> None:
+        super().__init__(detail)
+        self.fields = fields
+        self.destination_fields = destination_fields
+        self.extra = {"fields": fields}
+
+
+def destination_changes(ctype: ConnectionType, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """The type's destination fields whose effective value (defaults applied) differs."""
+    specs = ctype.field_map
+    return [name for name in ctype.destination_fields or ()
+            if before.get(name, specs[name].default) != after.get(name, specs[name].default)]
+
+
+def secrets_missing_for_move(ctype: ConnectionType, *, held: Mapping[str, Any], credentials: Mapping[str, Any],
+                             read_only: bool) -> list[str]:
+    """The secret fields a destination change still needs: every secret the connection holds
+    that the request neither gives again nor removes (null). A read-only backend (env_var)
+    cannot take them from a request, so each one it holds is needed and the change is refused."""
+    held_names = [f for f in ctype.secret_field_names if held.get(f)]
+    if read_only:
+        return held_names
+    return [f for f in held_names if f not in credentials]
+
+
+def _refuse_move(*, connection: Connection, moved: list[str], missing: list[str], read_only: bool) -> SecretsRequired:
+    changed = ", ".join(moved)
+    if read_only:
+        detail = (f"Changing {changed} of {connection.name!r} needs its secrets again, and they come from the "
+                  "service's environment (env_var backend): the operator deletes and re-creates the connection "
+                  "with the new destination.")
+    else:
+        detail = (f"Changing {changed} decides where the secrets of {connection.name!r} are sent: give "
+                  f"{', '.join(missing)} again in the same request.")
+    return SecretsRequired(detail, fields=missing, destination_fields=moved)
+
+
 def connection_update(*, name: str, data: Mapping[str, Any], actor: Any = None,
                       request: HttpRequest | None = None) -> Connection:
-    """PATCH semantics: omitted keys unchanged; `credentials` merges field by field, null removes."""
+    """PATCH semantics: omitted keys unchanged; `credentials` merges field by field, null removes.
+
+    Changing a destination field (the type's ``destination_fields``) needs every secret the
+    connection holds in the same request, else ``SecretsRequired`` (409), nothing stored and
+    the refused attempt audited: whoever may edit a connection must not be able to redirect a
+    secret they do not know to a host of their choosing (issue 12).
+    """
+    try:
+        return _connection_update(name=name, data=data, actor=actor, request=request)
+    except SecretsRequired as exc:
+        # Written after the update's transaction rolled back, so the refusal itself is kept.
+        audit_record(action="connection.update", target=name, target_type="connection", actor=actor,
+                     request=request, outcome="denied", reason="secrets_required",
+                     details={"destination_fields": exc.destination_fields, "secrets_required": exc.fields})
+        raise
+
+
+def _connection_update(*, name: str, data: Mapping[str, Any], actor: Any,
+                       request: HttpRequest | None) -> Connection:
+    moved: list[str] = []
     with transaction.atomic():
         current = selectors.connection_get(name)
         connection = Connection.objects.select_for_update().get(pk=current.pk)
@@ -295,6 +356,14 @@ def connection_update(*, name: str, data: Mapping[str, Any], actor: Any = None,
             problems = {f"credentials.{k}": v for k, v in field_problems.items()}
             problems.update({f"credentials.{k}": v for k, v in _check_oauth_pkce(ctype, config).items()})
             _fail(problems)
+            moved = destination_changes(ctype, connection.config, config)
+            if moved:
+                missing = secrets_missing_for_move(ctype, held=existing_secrets, credentials=credentials,
+                                                   read_only=backend.read_only)
+                if missing:
+                    raise _refuse_move(connection=connection, moved=moved, missing=missing,
+                                       read_only=backend.read_only)
+                changes["destination_fields"] = moved
             if config != connection.config:
                 changes["config_fields"] = sorted(set(config) ^ set(connection.config) | {
                     k for k in config if config.get(k) != connection.config.get(k)})
@@ -327,6 +396,10 @@ def connection_update(*, name: str, data: Mapping[str, Any], actor: Any = None,
             connection.secret_id = ref.secret_id
             connection.secret_fields = sorted(new_secrets)
         connection.save()
+        if moved:
+            # What other apps obtained for the old destination (OAuth tokens) does not follow.
+            for hook in dependants.destination_change_hooks():
+                hook(connection, changed=moved, actor=actor, request=request)
         audit_record(action="connection.update", target=connection.name, target_type="connection",
                      actor=actor, request=request, details={"changed": changes})
     return connection

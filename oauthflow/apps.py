@@ -32,6 +32,11 @@ class OAuthFlowConfig(AppConfig):
         rotation.register("oauth", lambda *, actor=None: rotation.rotate_fields(
             (OAuthToken, "ciphertext", "key_id"), (OAuthState, "verifier_ciphertext"),
             (OAuthDeviceFlow, "device_code_ciphertext")))
+        # A changed token_url/auth_url drops the tokens obtained from the old server (issue 12).
+        from integrations import dependants
+        from oauthflow.services import tokens_drop_for_destination
+
+        dependants.register_destination_change("oauth", tokens_drop_for_destination)
         periodic.register("oauth-token-manager", "oauthflow.tokens_refresh_due", refresh_sweep_interval)
         periodic.register("oauth-states-purge", "oauthflow.states_purge",
                           lambda cfg: float(cfg.integrations.oauth.state_expiry_seconds))

@@ -654,3 +654,34 @@ def get_access_token(connection: Connection, *, wait_seconds: float | None = Non
             raise TokenUnavailable(f"The OAuth token of {connection.name!r} is being refreshed elsewhere and "
                                    "did not arrive in time; try again shortly.")
         time.sleep(WAIT_POLL_SECONDS)
+
+
+# --- destination change (issue 12) ----------------------------------------------------------
+
+# The fields whose change means tokens were obtained from another authorization server.
+ENDPOINT_FIELDS = frozenset({"auth_url", "token_url", "device_authorization_url", "issuer"})
+
+
+def tokens_drop_for_destination(connection: Connection, *, changed: Sequence[str], actor: Any = None,
+                                request: HttpRequest | None = None) -> None:
+    """Registered with ``integrations.dependants``: an oauth_app whose endpoints changed loses its
+    tokens (status ``not_connected``), its open authorization states and its pending device flows,
+    so no token, refresh token or code obtained from one server is ever sent to another.
+
+    Runs inside ``connection_update``'s transaction; deleting the token row also fences a
+    refresh in flight (its compare-and-set write finds no row).
+    """
+    endpoints = sorted(ENDPOINT_FIELDS.intersection(changed))
+    if connection.connection_type != OAUTH_TYPE or not endpoints:
+        return
+    tokens, _ = OAuthToken.objects.filter(connection=connection).delete()
+    states, _ = OAuthState.objects.filter(connection=connection, consumed_at__isnull=True).delete()
+    flows = OAuthDeviceFlow.objects.filter(connection=connection, status=OAuthDeviceFlow.Status.PENDING).update(
+        status=OAuthDeviceFlow.Status.FAILED, error="the connection's OAuth endpoints changed",
+        finished_at=timezone.now())
+    if tokens or states or flows:
+        audit_record(action="oauth.disconnect", target=connection.name, target_type="connection", actor=actor,
+                     request=request, reason="destination_changed",
+                     details={"changed": endpoints, "tokens_dropped": tokens, "states_dropped": states,
+                              "device_flows_ended": flows})
+        logger.info("OAuth tokens of connection %s dropped: its endpoints changed", connection.pk)

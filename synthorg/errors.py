@@ -23,6 +23,8 @@ class SynthorgError(Exception):
     status_code: int = 400
     code: str = "error"
     default_detail: str = "The request could not be completed."
+    # More top-level keys of the error body beside detail/code (e.g. `fields` of secrets_required).
+    extra: dict[str, Any] | None = None
 
     def __init__(self, detail: str | None = None, *, code: str | None = None,
                  errors: dict[str, list[str]] | None = None) -> None:
@@ -92,7 +94,8 @@ def _body(detail: Any, code: str, errors: Any = None) -> dict[str, Any]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, SynthorgError):
-        response = Response(_body(exc.detail, exc.code, exc.errors), status=exc.status_code)
+        response = Response({**(exc.extra or {}), **_body(exc.detail, exc.code, exc.errors)},
+                            status=exc.status_code)
         if isinstance(exc, RateLimited):
             response["Retry-After"] = str(max(1, math.ceil(exc.wait)))
         return response

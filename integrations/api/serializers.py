@@ -143,6 +143,8 @@ class ConnectionTypeOutputSerializer(serializers.Serializer):
     description = serializers.CharField()
     webhook_scheme = serializers.CharField(allow_null=True)
     fields = FieldDescriptionSerializer(many=True)
+    # Changing one of these needs every secret of the connection again (409 secrets_required).
+    destination_fields = serializers.ListField(child=serializers.CharField())
 
 
 class SecretRevealOutputSerializer(serializers.Serializer):

@@ -49,6 +49,11 @@ class ConnectionType:
     extra: dict[str, Any] = field(default_factory=dict)
     # The health check: network only, bounded by the context's timeout (integrations.health).
     probe: Callable[[ProbeContext], HealthResult] | None = None
+    # The fields that decide where, or under which header or scheme, a secret is sent (host,
+    # port, URLs, auth header...). Changing one needs every secret again (issue 12): a secret is
+    # bound to the destination its owner chose. Every type declares it, () when none; None is an
+    # undeclared type and the registry test fails for it.
+    destination_fields: tuple[str, ...] | None = None
 
     @property
     def field_map(self) -> dict[str, FieldSpec]:
@@ -60,7 +65,8 @@ class ConnectionType:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "label": self.label, "description": self.description,
-                "webhook_scheme": self.webhook_scheme, "fields": [f.describe() for f in self.fields]}
+                "webhook_scheme": self.webhook_scheme, "fields": [f.describe() for f in self.fields],
+                "destination_fields": list(self.destination_fields or ())}
 
 
 # --- validators -------------------------------------------------------------------------------

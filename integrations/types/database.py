@@ -134,4 +134,6 @@ CONNECTION_TYPE = ConnectionType(
     ),
     rules=_rules,
     probe=probe,
+    # `database` is the file of the sqlite dialect and the database the password opens elsewhere.
+    destination_fields=("dialect", "host", "port", "database"),
 )

@@ -83,4 +83,5 @@ CONNECTION_TYPE = ConnectionType(
     ),
     rules=_rules,
     probe=probe,
+    destination_fields=("base_url", "auth_header", "auth_scheme"),
 )

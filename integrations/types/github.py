@@ -58,4 +58,5 @@ CONNECTION_TYPE = ConnectionType(
         FieldSpec("signing_secret", secret=True, help="webhook secret (X-Hub-Signature-256)"),
     ),
     probe=probe,
+    destination_fields=("api_url",),
 )

@@ -80,4 +80,8 @@ CONNECTION_TYPE = ConnectionType(
                   help="may be false only when integrations.oauth.pkce_required is false"),
     ),
     probe=probe,
+    # Every endpoint URL, the issuer the callback is checked against, and how the client
+    # secret is presented (Basic header or form body).
+    destination_fields=("auth_url", "token_url", "device_authorization_url", "issuer",
+                        "token_endpoint_auth_method"),
 )

@@ -44,4 +44,6 @@ CONNECTION_TYPE = ConnectionType(
         FieldSpec("signing_secret", secret=True, help="signing secret (X-Slack-Signature)"),
     ),
     probe=probe,
+    # The token goes only to slack.com (a constant URL, no field decides it).
+    destination_fields=(),
 )

@@ -115,4 +115,6 @@ CONNECTION_TYPE = ConnectionType(
     ),
     rules=_rules,
     probe=probe,
+    # use_tls: with it off, AUTH PLAIN carries the password in clear text.
+    destination_fields=("host", "port", "use_tls"),
 )
