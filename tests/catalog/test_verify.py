@@ -26,19 +26,19 @@ def offline(mcp_settings: Any, node_modules: Path, tmp_path: Path) -> Path:
     return root
 
 
-def test_verify_memory_lists_its_tools_through_a_worker_job(staff_client: Any, offline: Path, tmp_path: Path,
+def test_verify_memory_lists_its_tools_through_a_worker_job(operator_client: Any, offline: Path, tmp_path: Path,
                                                             django_capture_on_commit_callbacks: Any) -> None:
     services.installation_install(entry_id="memory", options={"storage_file": str(tmp_path / "graph.jsonl")})
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = staff_client.post(f"{BASE}/catalog/install/memory/verify")
+        response = operator_client.post(f"{BASE}/catalog/install/memory/verify")
     assert response.status_code == 202
     # The web request only queued it: the launch happens in the task, after commit.
     assert response.json()["status"] == "queued"
     job_url = response["Location"]
-    assert staff_client.get(job_url).json()["status"] == "queued"
+    assert operator_client.get(job_url).json()["status"] == "queued"
     for callback in callbacks:
         callback()  # the eager task, as a worker would run it
-    job = staff_client.get(job_url).json()
+    job = operator_client.get(job_url).json()
     assert job["status"] == "succeeded", job
     names = {t["name"] for t in job["tools"]}
     assert {"create_entities", "read_graph", "search_nodes"} <= names
@@ -103,8 +103,8 @@ def test_verify_failure_never_shows_a_secret(mcp_settings: Any, github: Any, tmp
     assert "[redacted]" in result.error
 
 
-def test_verify_of_what_is_not_installed_is_404(staff_client: Any) -> None:
-    response = staff_client.post(f"{BASE}/catalog/install/memory/verify")
+def test_verify_of_what_is_not_installed_is_404(operator_client: Any) -> None:
+    response = operator_client.post(f"{BASE}/catalog/install/memory/verify")
     assert response.status_code == 404 and response.json()["code"] == "not_installed"
     with pytest.raises(CommandError, match="'memory' is not installed"):
         call_command("mcp_verify", "memory", stdout=StringIO())
@@ -128,6 +128,6 @@ def test_verify_job_runs_once_even_if_delivered_twice(offline: Path) -> None:
     assert services.verify_job_run(job_id=str(job.pk)) is None
 
 
-def test_unknown_verify_job_is_404(staff_client: Any) -> None:
-    response = staff_client.get(f"{BASE}/verify-jobs/00000000-0000-0000-0000-000000000000")
+def test_unknown_verify_job_is_404(operator_client: Any) -> None:
+    response = operator_client.get(f"{BASE}/verify-jobs/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404

@@ -31,8 +31,8 @@ def client_for(user: Any) -> APIClient:
 
 # --- create ------------------------------------------------------------------------------------
 
-def test_valid_create_returns_201_with_config_and_secret_names_only(staff_client: APIClient) -> None:
-    response = staff_client.post(URL, github(signing_secret="whs-canary-1"), format="json")
+def test_valid_create_returns_201_with_config_and_secret_names_only(operator_client: APIClient) -> None:
+    response = operator_client.post(URL, github(signing_secret="whs-canary-1"), format="json")
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["name"] == "gh" and body["connection_type"] == "github"
@@ -47,10 +47,10 @@ def test_valid_create_returns_201_with_config_and_secret_names_only(staff_client
     assert TOKEN not in json.dumps(event.details)
 
 
-def test_create_with_rate_limit_health_check_and_metadata_stores_them(staff_client: APIClient) -> None:
+def test_create_with_rate_limit_health_check_and_metadata_stores_them(operator_client: APIClient) -> None:
     payload = {**github(), "rate_limit": {"requests_per_minute": 60, "burst": 5, "max_concurrent": 2},
                "health_check": {"enabled": False, "interval_seconds": 120}, "metadata": {"team": "infra"}}
-    body = staff_client.post(URL, payload, format="json").json()
+    body = operator_client.post(URL, payload, format="json").json()
     assert body["rate_limit"] == {"requests_per_minute": 60, "burst": 5, "max_concurrent": 2}
     assert body["health_check"] == {"enabled": False, "interval_seconds": 120}
     assert body["metadata"] == {"team": "infra"}
@@ -69,15 +69,15 @@ def test_create_with_rate_limit_health_check_and_metadata_stores_them(staff_clie
     {"name": "gh", "connection_type": "github", "credentials": {"token": TOKEN}, "metadata": ["x"]},
     {"connection_type": "github", "credentials": {"token": TOKEN}},
 ])
-def test_malformed_create_is_400_and_writes_nothing(staff_client: APIClient, payload: dict[str, Any]) -> None:
-    response = staff_client.post(URL, payload, format="json")
+def test_malformed_create_is_400_and_writes_nothing(operator_client: APIClient, payload: dict[str, Any]) -> None:
+    response = operator_client.post(URL, payload, format="json")
     assert response.status_code == 400, response.content
     assert response.json()["code"] == "invalid"
     assert not Connection.objects.exists() and not SecretRecord.objects.exists()
 
 
-def test_non_json_body_is_400(staff_client: APIClient) -> None:
-    response = staff_client.post(URL, "{not json", content_type="application/json")
+def test_non_json_body_is_400(operator_client: APIClient) -> None:
+    response = operator_client.post(URL, "{not json", content_type="application/json")
     assert response.status_code == 400
 
 
@@ -95,9 +95,9 @@ def test_non_json_body_is_400(staff_client: APIClient) -> None:
     ({**github(), "health_check": {"interval_seconds": 1}}, "health_check.interval_seconds", "between 10"),
 ])
 def test_rule_breaking_create_is_422_naming_field_and_rule(
-    staff_client: APIClient, payload: dict[str, Any], field: str, rule: str,
+    operator_client: APIClient, payload: dict[str, Any], field: str, rule: str,
 ) -> None:
-    response = staff_client.post(URL, payload, format="json")
+    response = operator_client.post(URL, payload, format="json")
     assert response.status_code == 422, response.content
     body = response.json()
     assert body["code"] == "validation_failed"
@@ -106,35 +106,35 @@ def test_rule_breaking_create_is_422_naming_field_and_rule(
     assert not AuditEvent.objects.filter(action="connection.create").exists()
 
 
-def test_name_of_128_characters_is_accepted(staff_client: APIClient) -> None:
-    assert staff_client.post(URL, github(name="a" * 128), format="json").status_code == 201
+def test_name_of_128_characters_is_accepted(operator_client: APIClient) -> None:
+    assert operator_client.post(URL, github(name="a" * 128), format="json").status_code == 201
 
 
-def test_duplicate_name_in_another_case_is_409(staff_client: APIClient) -> None:
-    assert staff_client.post(URL, github(name="Prod.GH"), format="json").status_code == 201
-    response = staff_client.post(URL, github(name="prod.gh"), format="json")
+def test_duplicate_name_in_another_case_is_409(operator_client: APIClient) -> None:
+    assert operator_client.post(URL, github(name="Prod.GH"), format="json").status_code == 201
+    response = operator_client.post(URL, github(name="prod.gh"), format="json")
     assert response.status_code == 409
     assert response.json()["code"] == "connection_name_taken"
     assert Connection.objects.count() == 1 and SecretRecord.objects.count() == 1
 
 
-def test_get_is_case_insensitive_and_unknown_name_is_404(staff_client: APIClient) -> None:
-    staff_client.post(URL, github(name="Prod.GH"), format="json")
-    assert staff_client.get(f"{URL}/prod.gh").json()["name"] == "Prod.GH"
-    response = staff_client.get(f"{URL}/nope")
+def test_get_is_case_insensitive_and_unknown_name_is_404(operator_client: APIClient) -> None:
+    operator_client.post(URL, github(name="Prod.GH"), format="json")
+    assert operator_client.get(f"{URL}/prod.gh").json()["name"] == "Prod.GH"
+    response = operator_client.get(f"{URL}/nope")
     assert response.status_code == 404 and response.json()["code"] == "connection_not_found"
 
 
 # --- list --------------------------------------------------------------------------------------
 
-def test_list_is_paginated_and_filters_by_type(staff_client: APIClient) -> None:
+def test_list_is_paginated_and_filters_by_type(operator_client: APIClient) -> None:
     for i in range(3):
-        staff_client.post(URL, github(name=f"gh{i}"), format="json")
-    staff_client.post(URL, {"name": "sl", "connection_type": "slack", "credentials": {"token": "xoxb-1"}},
+        operator_client.post(URL, github(name=f"gh{i}"), format="json")
+    operator_client.post(URL, {"name": "sl", "connection_type": "slack", "credentials": {"token": "xoxb-1"}},
                       format="json")
-    body = staff_client.get(URL, {"limit": 2}).json()
+    body = operator_client.get(URL, {"limit": 2}).json()
     assert body["count"] == 4 and len(body["results"]) == 2 and body["next"]
-    slack = staff_client.get(URL, {"connection_type": "slack"}).json()
+    slack = operator_client.get(URL, {"connection_type": "slack"}).json()
     assert [c["name"] for c in slack["results"]] == ["sl"]
 
 
@@ -148,13 +148,13 @@ def _make_connections(n: int) -> None:
 
 @pytest.mark.parametrize("n", [5, 500])
 def test_listing_n_connections_costs_constant_queries(
-    staff_client: APIClient, django_assert_num_queries: Any, n: int,
+    operator_client: APIClient, django_assert_num_queries: Any, n: int,
 ) -> None:
     _make_connections(n)
-    staff_client.get(URL)  # warm caches (content types, permissions) outside the count
+    operator_client.get(URL)  # warm caches (content types, permissions) outside the count
     # Token auth (1), count (1), page (1): the same for 5 and for 500 rows.
     with django_assert_num_queries(3):
-        body = staff_client.get(URL, {"limit": 500}).json()
+        body = operator_client.get(URL, {"limit": 500}).json()
     assert len(body["results"]) == n
 
 
@@ -165,8 +165,8 @@ def test_anonymous_is_refused(api_client: APIClient) -> None:
     assert api_client.post(URL, github(), format="json").status_code in (401, 403)
 
 
-def test_plain_user_reads_but_cannot_write(staff_client: APIClient, user_client: APIClient) -> None:
-    staff_client.post(URL, github(), format="json")
+def test_plain_user_reads_but_cannot_write(operator_client: APIClient, user_client: APIClient) -> None:
+    operator_client.post(URL, github(), format="json")
     assert user_client.get(URL).status_code == 200
     assert user_client.post(URL, github(name="other"), format="json").status_code == 403
     assert user_client.patch(f"{URL}/gh", {"metadata": {"a": "b"}}, format="json").status_code == 403
@@ -200,18 +200,18 @@ def test_types_endpoint_lists_every_type_with_field_descriptions(user_client: AP
 
 # --- delete ------------------------------------------------------------------------------------
 
-def test_delete_removes_connection_and_secret_records(staff_client: APIClient) -> None:
-    staff_client.post(URL, github(), format="json")
+def test_delete_removes_connection_and_secret_records(operator_client: APIClient) -> None:
+    operator_client.post(URL, github(), format="json")
     assert SecretRecord.objects.count() == 1
-    response = staff_client.delete(f"{URL}/GH")
+    response = operator_client.delete(f"{URL}/GH")
     assert response.status_code == 204
     assert not Connection.objects.exists() and not SecretRecord.objects.exists()
     event = AuditEvent.objects.get(action="connection.delete")
     assert event.target == "gh" and event.details["secret_records"] == 1
 
 
-def test_delete_unknown_is_404(staff_client: APIClient) -> None:
-    assert staff_client.delete(f"{URL}/missing").status_code == 404
+def test_delete_unknown_is_404(operator_client: APIClient) -> None:
+    assert operator_client.delete(f"{URL}/missing").status_code == 404
 
 
 class _FakeInstallations:
@@ -237,10 +237,10 @@ def installations(monkeypatch: pytest.MonkeyPatch) -> _FakeInstallations:
     return fake
 
 
-def test_delete_with_dependants_is_409_naming_them(staff_client: APIClient, installations: _FakeInstallations) -> None:
-    staff_client.post(URL, github(), format="json")
+def test_delete_with_dependants_is_409_naming_them(operator_client: APIClient, installations: _FakeInstallations) -> None:
+    operator_client.post(URL, github(), format="json")
     installations.names[Connection.objects.get().pk] = ["github-mcp", "github-mcp-2"]
-    response = staff_client.delete(f"{URL}/gh")
+    response = operator_client.delete(f"{URL}/gh")
     assert response.status_code == 409
     body = response.json()
     assert body["code"] == "connection_has_dependants"
@@ -249,11 +249,11 @@ def test_delete_with_dependants_is_409_naming_them(staff_client: APIClient, inst
 
 
 def test_forced_delete_removes_dependants_through_their_hook(
-    staff_client: APIClient, installations: _FakeInstallations,
+    operator_client: APIClient, installations: _FakeInstallations,
 ) -> None:
-    staff_client.post(URL, github(), format="json")
+    operator_client.post(URL, github(), format="json")
     installations.names[Connection.objects.get().pk] = ["github-mcp"]
-    assert staff_client.delete(f"{URL}/gh?force=true").status_code == 204
+    assert operator_client.delete(f"{URL}/gh?force=true").status_code == 204
     assert installations.removed == [("gh", "operator")]
     assert not Connection.objects.exists() and not SecretRecord.objects.exists()
     event = AuditEvent.objects.get(action="connection.delete")
@@ -261,30 +261,30 @@ def test_forced_delete_removes_dependants_through_their_hook(
     assert event.details["removed_dependants"] == {"MCP installations": ["github-mcp"]}
 
 
-def test_delete_with_malformed_force_is_400(staff_client: APIClient) -> None:
-    staff_client.post(URL, github(), format="json")
-    assert staff_client.delete(f"{URL}/gh?force=perhaps").status_code == 400
+def test_delete_with_malformed_force_is_400(operator_client: APIClient) -> None:
+    operator_client.post(URL, github(), format="json")
+    assert operator_client.delete(f"{URL}/gh?force=perhaps").status_code == 400
     assert Connection.objects.count() == 1
 
 
 # --- values PostgreSQL cannot store -------------------------------------------------------------
 
-def test_nul_in_a_path_name_is_404(staff_client: APIClient) -> None:
-    assert staff_client.get(f"{URL}/a%00b").status_code == 404
-    assert staff_client.patch(f"{URL}/a%00b", {}, format="json").status_code == 404
-    assert staff_client.delete(f"{URL}/a%00b").status_code == 404
+def test_nul_in_a_path_name_is_404(operator_client: APIClient) -> None:
+    assert operator_client.get(f"{URL}/a%00b").status_code == 404
+    assert operator_client.patch(f"{URL}/a%00b", {}, format="json").status_code == 404
+    assert operator_client.delete(f"{URL}/a%00b").status_code == 404
 
 
-def test_nul_in_metadata_is_400(staff_client: APIClient) -> None:
-    response = staff_client.post(URL, {**github(), "metadata": {"k": ["a\x00"]}}, format="json")
+def test_nul_in_metadata_is_400(operator_client: APIClient) -> None:
+    response = operator_client.post(URL, {**github(), "metadata": {"k": ["a\x00"]}}, format="json")
     assert response.status_code == 400 and "metadata" in response.json()["errors"]
-    staff_client.post(URL, github(), format="json")
-    assert staff_client.patch(f"{URL}/gh", {"metadata": {"\x00": "v"}}, format="json").status_code == 400
+    operator_client.post(URL, github(), format="json")
+    assert operator_client.patch(f"{URL}/gh", {"metadata": {"\x00": "v"}}, format="json").status_code == 400
 
 
-def test_nul_in_a_config_value_is_422_and_in_a_secret_is_stored(staff_client: APIClient) -> None:
-    response = staff_client.post(URL, github(api_url="https://ghe.example.com/\x00"), format="json")
+def test_nul_in_a_config_value_is_422_and_in_a_secret_is_stored(operator_client: APIClient) -> None:
+    response = operator_client.post(URL, github(api_url="https://ghe.example.com/\x00"), format="json")
     assert response.status_code == 422
     assert response.json()["errors"]["credentials.api_url"] == ["must not contain NUL characters"]
     # Secrets are encrypted before they are stored, so any character is fine there.
-    assert staff_client.post(URL, github(signing_secret="a\x00b"), format="json").status_code == 201
+    assert operator_client.post(URL, github(signing_secret="a\x00b"), format="json").status_code == 201

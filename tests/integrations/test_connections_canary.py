@@ -20,14 +20,14 @@ CANARY = "CANARY-d41d8cd98f00b204"
 
 
 def test_canary_never_leaks_outside_the_reveal(
-    staff_client: APIClient, staff_user: Any, caplog: pytest.LogCaptureFixture, integrations_config: Any,
+    operator_client: APIClient, operator_user: Any, caplog: pytest.LogCaptureFixture, integrations_config: Any,
 ) -> None:
     integrations_config({"connections": {"reveal_rate_per_minute": 0}})
     caplog.set_level(logging.DEBUG)
     bodies: list[bytes] = []
 
     def call(method: str, path: str, payload: Any = None) -> Any:
-        response = getattr(staff_client, method)(path, payload, format="json")
+        response = getattr(operator_client, method)(path, payload, format="json")
         bodies.append(response.content + json.dumps(dict(response.items())).encode())
         return response
 
@@ -53,8 +53,8 @@ def test_canary_never_leaks_outside_the_reveal(
     for body in bodies:
         assert CANARY.encode() not in body
 
-    staff_user.user_permissions.add(Permission.objects.get(codename="reveal_secret"))
-    reveal = staff_client.get(f"{URL}/gh/secrets/token")
+    operator_user.user_permissions.add(Permission.objects.get(codename="reveal_secret"))
+    reveal = operator_client.get(f"{URL}/gh/secrets/token")
     assert reveal.json()["value"] == CANARY + "-2"  # the one place it may appear
 
     assert CANARY not in caplog.text

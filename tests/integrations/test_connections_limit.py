@@ -21,11 +21,11 @@ def slack(name: str) -> dict[str, Any]:
 
 
 @pytest.mark.django_db
-def test_limit_is_409_naming_the_limit(integrations_config: Any, staff_client: APIClient) -> None:
+def test_limit_is_409_naming_the_limit(integrations_config: Any, operator_client: APIClient) -> None:
     integrations_config({"connections": {"max_connections_per_type": 2}})
-    assert staff_client.post(URL, slack("s1"), format="json").status_code == 201
-    assert staff_client.post(URL, slack("s2"), format="json").status_code == 201
-    response = staff_client.post(URL, slack("s3"), format="json")
+    assert operator_client.post(URL, slack("s1"), format="json").status_code == 201
+    assert operator_client.post(URL, slack("s2"), format="json").status_code == 201
+    response = operator_client.post(URL, slack("s3"), format="json")
     assert response.status_code == 409
     body = response.json()
     assert body["code"] == "connection_limit_reached"
@@ -33,17 +33,17 @@ def test_limit_is_409_naming_the_limit(integrations_config: Any, staff_client: A
     assert "integrations.connections.max_connections_per_type" in body["detail"]
     assert Connection.objects.count() == 2 and SecretRecord.objects.count() == 2
     # Per type: another type is not affected, and a delete frees a slot.
-    assert staff_client.post(URL, {"name": "g1", "connection_type": "github", "credentials": {"token": "t"}},
+    assert operator_client.post(URL, {"name": "g1", "connection_type": "github", "credentials": {"token": "t"}},
                              format="json").status_code == 201
-    assert staff_client.delete(f"{URL}/s1").status_code == 204
-    assert staff_client.post(URL, slack("s3"), format="json").status_code == 201
+    assert operator_client.delete(f"{URL}/s1").status_code == 204
+    assert operator_client.post(URL, slack("s3"), format="json").status_code == 201
 
 
 @pytest.mark.django_db
-def test_default_limit_is_100(staff_client: APIClient) -> None:
+def test_default_limit_is_100(operator_client: APIClient) -> None:
     Connection.objects.bulk_create(Connection(name=f"s{i}", connection_type="slack", secret_backend="encrypted_sqlite")
                                    for i in range(100))
-    assert staff_client.post(URL, slack("one-more"), format="json").status_code == 409
+    assert operator_client.post(URL, slack("one-more"), format="json").status_code == 409
 
 
 def race(count: int, create: Any) -> Counter[str]:

@@ -36,8 +36,8 @@ def unthrottled(integrations_config: Any) -> None:
 
 
 @pytest.fixture
-def gh(staff_client: APIClient) -> Connection:
-    response = staff_client.post(URL, {"name": "gh", "connection_type": "github",
+def gh(operator_client: APIClient) -> Connection:
+    response = operator_client.post(URL, {"name": "gh", "connection_type": "github",
                                        "credentials": {"token": TOKEN}}, format="json")
     assert response.status_code == 201
     return Connection.objects.get(name="gh")
@@ -75,8 +75,8 @@ def test_reveal_returns_the_value_uncached_and_audits_a_fingerprint(
 
 
 def test_staff_without_the_permission_cannot_reveal(unthrottled: None, gh: Connection,
-                                                    staff_client: APIClient) -> None:
-    assert staff_client.get(f"{URL}/gh/secrets/token").status_code == 404
+                                                    operator_client: APIClient) -> None:
+    assert operator_client.get(f"{URL}/gh/secrets/token").status_code == 404
     [event] = reveals()
     assert (event.outcome, event.reason, event.actor_name) == ("denied", "permission", "operator")
 
@@ -158,9 +158,9 @@ def test_zero_rate_means_unlimited(unthrottled: None, gh: Connection, reveal_cli
     assert statuses == {200}
 
 
-def test_reveal_after_update_returns_the_new_value(unthrottled: None, gh: Connection, staff_client: APIClient,
+def test_reveal_after_update_returns_the_new_value(unthrottled: None, gh: Connection, operator_client: APIClient,
                                                    reveal_client: APIClient) -> None:
-    staff_client.patch(f"{URL}/gh", {"credentials": {"token": "tok-new"}}, format="json")
+    operator_client.patch(f"{URL}/gh", {"credentials": {"token": "tok-new"}}, format="json")
     assert reveal_client.get(f"{URL}/gh/secrets/token").json()["value"] == "tok-new"
 
 

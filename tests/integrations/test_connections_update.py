@@ -16,8 +16,8 @@ URL = "/api/v1/connections"
 
 
 @pytest.fixture
-def gh(staff_client: APIClient) -> Connection:
-    response = staff_client.post(URL, {
+def gh(operator_client: APIClient) -> Connection:
+    response = operator_client.post(URL, {
         "name": "gh", "connection_type": "github",
         "credentials": {"token": "tok-1", "signing_secret": "sig-1"},
         "rate_limit": {"requests_per_minute": 60, "burst": 2, "max_concurrent": 3},
@@ -39,9 +39,9 @@ def updates() -> int:
     return AuditEvent.objects.filter(action="connection.update").count()
 
 
-def test_secret_field_merges_and_others_stay(staff_client: APIClient, gh: Connection) -> None:
+def test_secret_field_merges_and_others_stay(operator_client: APIClient, gh: Connection) -> None:
     before = record_of(gh)
-    response = staff_client.patch(f"{URL}/gh", {"credentials": {"signing_secret": "sig-2"}}, format="json")
+    response = operator_client.patch(f"{URL}/gh", {"credentials": {"signing_secret": "sig-2"}}, format="json")
     assert response.status_code == 200, response.content
     assert secrets_of("gh") == {"token": "tok-1", "signing_secret": "sig-2"}
     after = record_of(gh)
@@ -55,24 +55,24 @@ def test_secret_field_merges_and_others_stay(staff_client: APIClient, gh: Connec
     assert event.details["changed"] == {"secret_fields": ["signing_secret"]}
 
 
-def test_null_removes_a_field(staff_client: APIClient, gh: Connection) -> None:
-    response = staff_client.patch(f"{URL}/gh", {"credentials": {"signing_secret": None}}, format="json")
+def test_null_removes_a_field(operator_client: APIClient, gh: Connection) -> None:
+    response = operator_client.patch(f"{URL}/gh", {"credentials": {"signing_secret": None}}, format="json")
     assert response.status_code == 200
     assert response.json()["secret_fields"] == ["token"]
     assert secrets_of("gh") == {"token": "tok-1"}
     assert record_of(gh).version == 2
 
 
-def test_null_on_non_secret_field_restores_its_default(staff_client: APIClient, gh: Connection) -> None:
-    staff_client.patch(f"{URL}/gh", {"credentials": {"api_url": "https://ghe.example.com/api/v3"}}, format="json")
+def test_null_on_non_secret_field_restores_its_default(operator_client: APIClient, gh: Connection) -> None:
+    operator_client.patch(f"{URL}/gh", {"credentials": {"api_url": "https://ghe.example.com/api/v3"}}, format="json")
     assert Connection.objects.get(pk=gh.pk).config == {"api_url": "https://ghe.example.com/api/v3"}
     assert record_of(gh).version == 1  # config only: the secrets are not re-encrypted
-    staff_client.patch(f"{URL}/gh", {"credentials": {"api_url": None}}, format="json")
+    operator_client.patch(f"{URL}/gh", {"credentials": {"api_url": None}}, format="json")
     assert Connection.objects.get(pk=gh.pk).config == {"api_url": "https://api.github.com"}
 
 
-def test_removing_a_required_field_is_422_and_changes_nothing(staff_client: APIClient, gh: Connection) -> None:
-    response = staff_client.patch(f"{URL}/gh", {"credentials": {"token": None, "signing_secret": "x"}},
+def test_removing_a_required_field_is_422_and_changes_nothing(operator_client: APIClient, gh: Connection) -> None:
+    response = operator_client.patch(f"{URL}/gh", {"credentials": {"token": None, "signing_secret": "x"}},
                                   format="json")
     assert response.status_code == 422
     assert response.json()["errors"] == {"credentials.token": ["is required"]}
@@ -80,20 +80,20 @@ def test_removing_a_required_field_is_422_and_changes_nothing(staff_client: APIC
     assert record_of(gh).version == 1 and updates() == 0
 
 
-def test_omitted_keys_are_unchanged(staff_client: APIClient, gh: Connection) -> None:
-    response = staff_client.patch(f"{URL}/gh", {"rate_limit": {"burst": 9}}, format="json")
+def test_omitted_keys_are_unchanged(operator_client: APIClient, gh: Connection) -> None:
+    response = operator_client.patch(f"{URL}/gh", {"rate_limit": {"burst": 9}}, format="json")
     assert response.json()["rate_limit"] == {"requests_per_minute": 60, "burst": 9, "max_concurrent": 3}
     assert secrets_of("gh") == {"token": "tok-1", "signing_secret": "sig-1"}
     assert record_of(gh).version == 1
     assert Connection.objects.get(pk=gh.pk).metadata == {"team": "infra"}
 
 
-def test_health_check_and_metadata_update(staff_client: APIClient, gh: Connection) -> None:
-    body = staff_client.patch(f"{URL}/gh", {"health_check": {"enabled": False, "interval_seconds": 600},
+def test_health_check_and_metadata_update(operator_client: APIClient, gh: Connection) -> None:
+    body = operator_client.patch(f"{URL}/gh", {"health_check": {"enabled": False, "interval_seconds": 600},
                                              "metadata": {"team": "payments"}}, format="json").json()
     assert body["health_check"] == {"enabled": False, "interval_seconds": 600}
     assert body["metadata"] == {"team": "payments"}
-    body = staff_client.patch(f"{URL}/gh", {"health_check": {"interval_seconds": None}}, format="json").json()
+    body = operator_client.patch(f"{URL}/gh", {"health_check": {"interval_seconds": None}}, format="json").json()
     assert body["health_check"] == {"enabled": False, "interval_seconds": None}
 
 
@@ -106,10 +106,10 @@ def test_health_check_and_metadata_update(staff_client: APIClient, gh: Connectio
     {"metadata": {"team": "infra"}},
     {"name": "gh", "connection_type": "github"},
 ])
-def test_noop_writes_nothing(staff_client: APIClient, gh: Connection, payload: dict[str, Any]) -> None:
+def test_noop_writes_nothing(operator_client: APIClient, gh: Connection, payload: dict[str, Any]) -> None:
     before = Connection.objects.get(pk=gh.pk)
     record = record_of(gh)
-    response = staff_client.patch(f"{URL}/gh", payload, format="json")
+    response = operator_client.patch(f"{URL}/gh", payload, format="json")
     assert response.status_code == 200, response.content
     after = Connection.objects.get(pk=gh.pk)
     assert after.updated_at == before.updated_at
@@ -122,9 +122,9 @@ def test_noop_writes_nothing(staff_client: APIClient, gh: Connection, payload: d
     ({"name": "renamed"}, "name"),
     ({"connection_type": "slack"}, "connection_type"),
 ])
-def test_name_and_type_are_immutable(staff_client: APIClient, gh: Connection, payload: dict[str, Any],
+def test_name_and_type_are_immutable(operator_client: APIClient, gh: Connection, payload: dict[str, Any],
                                      field: str) -> None:
-    response = staff_client.patch(f"{URL}/gh", payload, format="json")
+    response = operator_client.patch(f"{URL}/gh", payload, format="json")
     assert response.status_code == 422
     assert "cannot change" in response.json()["errors"][field][0]
     assert Connection.objects.get(pk=gh.pk).name == "gh" and updates() == 0
@@ -136,34 +136,34 @@ def test_name_and_type_are_immutable(staff_client: APIClient, gh: Connection, pa
     {"health_check": {"enabled": 1}},
     {"name": 5},
 ])
-def test_malformed_patch_is_400(staff_client: APIClient, gh: Connection, payload: dict[str, Any]) -> None:
-    assert staff_client.patch(f"{URL}/gh", payload, format="json").status_code == 400
+def test_malformed_patch_is_400(operator_client: APIClient, gh: Connection, payload: dict[str, Any]) -> None:
+    assert operator_client.patch(f"{URL}/gh", payload, format="json").status_code == 400
     assert updates() == 0
 
 
-def test_rule_breaking_patch_is_422(staff_client: APIClient, gh: Connection) -> None:
-    response = staff_client.patch(f"{URL}/gh", {"credentials": {"api_url": "http://example.com"}}, format="json")
+def test_rule_breaking_patch_is_422(operator_client: APIClient, gh: Connection) -> None:
+    response = operator_client.patch(f"{URL}/gh", {"credentials": {"api_url": "http://example.com"}}, format="json")
     assert response.status_code == 422
     assert "https://" in response.json()["errors"]["credentials.api_url"][0]
-    response = staff_client.patch(f"{URL}/gh", {"rate_limit": {"burst": -3}}, format="json")
+    response = operator_client.patch(f"{URL}/gh", {"rate_limit": {"burst": -3}}, format="json")
     assert response.status_code == 422 and "rate_limit.burst" in response.json()["errors"]
 
 
-def test_patch_unknown_connection_is_404(staff_client: APIClient) -> None:
-    assert staff_client.patch(f"{URL}/nope", {"metadata": {}}, format="json").status_code == 404
+def test_patch_unknown_connection_is_404(operator_client: APIClient) -> None:
+    assert operator_client.patch(f"{URL}/nope", {"metadata": {}}, format="json").status_code == 404
 
 
-def test_patch_adds_first_secret_to_a_connection_without_any(staff_client: APIClient) -> None:
-    staff_client.post(URL, {"name": "db", "connection_type": "database",
+def test_patch_adds_first_secret_to_a_connection_without_any(operator_client: APIClient) -> None:
+    operator_client.post(URL, {"name": "db", "connection_type": "database",
                             "credentials": {"dialect": "sqlite", "database": "/tmp/x.db"}}, format="json")
-    assert staff_client.patch(f"{URL}/db", {"credentials": {"dialect": "postgres", "host": "db.internal",
+    assert operator_client.patch(f"{URL}/db", {"credentials": {"dialect": "postgres", "host": "db.internal",
                                                              "password": "pw"}},
                               format="json").status_code == 200
     assert secrets_of("db") == {"password": "pw"}
 
 
-def test_every_real_update_is_audited_with_changed_fields(staff_client: APIClient, gh: Connection) -> None:
-    staff_client.patch(f"{URL}/gh", {"credentials": {"token": "tok-2"}, "metadata": {"x": "y"}}, format="json")
+def test_every_real_update_is_audited_with_changed_fields(operator_client: APIClient, gh: Connection) -> None:
+    operator_client.patch(f"{URL}/gh", {"credentials": {"token": "tok-2"}, "metadata": {"x": "y"}}, format="json")
     event = AuditEvent.objects.get(action="connection.update")
     assert event.details["changed"] == {"secret_fields": ["token"], "metadata": True}
     assert event.actor_name == "operator" and event.request_id

@@ -69,10 +69,10 @@ def test_result_older_than_window_probes_again(user_client: APIClient, peer: Htt
     assert user_client.get(url("svc")).json()["cached"] is False
 
 
-def test_staff_force_probes_again(staff_client: APIClient, peer: HttpPeer) -> None:
+def test_staff_force_probes_again(operator_client: APIClient, peer: HttpPeer) -> None:
     make("svc", peer.url("/status/200"))
-    staff_client.get(url("svc"))
-    assert staff_client.get(url("svc", "?force=true")).json()["cached"] is False
+    operator_client.get(url("svc"))
+    assert operator_client.get(url("svc", "?force=true")).json()["cached"] is False
     assert len(peer.received) == 2
 
 
@@ -84,10 +84,10 @@ def test_non_staff_force_forbidden(user_client: APIClient, peer: HttpPeer) -> No
     assert peer.received == []
 
 
-def test_on_demand_goes_through_smoothing(staff_client: APIClient, peer: HttpPeer) -> None:
+def test_on_demand_goes_through_smoothing(operator_client: APIClient, peer: HttpPeer) -> None:
     peer.script("/", Reply(200), Reply(500))
     make("svc", peer.url("/"))
-    statuses = [staff_client.get(url("svc", "?force=true")).json() for _ in range(4)]
+    statuses = [operator_client.get(url("svc", "?force=true")).json() for _ in range(4)]
     assert [(s["result"]["status"], s["status"], s["consecutive_failures"]) for s in statuses] == [
         ("healthy", "healthy", 0), ("unhealthy", "degraded", 1), ("unhealthy", "degraded", 2),
         ("unhealthy", "unhealthy", 3)]
@@ -95,9 +95,9 @@ def test_on_demand_goes_through_smoothing(staff_client: APIClient, peer: HttpPee
     assert change is not None and change.actor_name == "operator"
 
 
-def test_detail_never_carries_the_token(staff_client: APIClient, peer: HttpPeer) -> None:
+def test_detail_never_carries_the_token(operator_client: APIClient, peer: HttpPeer) -> None:
     make("svc", peer.url("/status/401"))
-    body = staff_client.get(url("svc")).content.decode()
+    body = operator_client.get(url("svc")).content.decode()
     assert "api-tok-77" not in body
 
 
@@ -112,15 +112,15 @@ def test_anonymous_401(api_client: APIClient) -> None:
     assert api_client.get(LIST_URL).status_code == 401
 
 
-def test_bad_force_value_400(staff_client: APIClient, peer: HttpPeer) -> None:
+def test_bad_force_value_400(operator_client: APIClient, peer: HttpPeer) -> None:
     make("svc", peer.url("/status/200"))
-    assert staff_client.get(url("svc", "?force=maybe")).status_code == 400
+    assert operator_client.get(url("svc", "?force=maybe")).status_code == 400
 
 
-def test_oauth_app_reports_not_applicable(staff_client: APIClient) -> None:
+def test_oauth_app_reports_not_applicable(operator_client: APIClient) -> None:
     services.connection_create(name="app", connection_type="oauth_app", credentials={
         "client_id": "c", "client_secret": "s3", "token_url": "https://idp.example.test/token"})
-    body = staff_client.get(url("app")).json()
+    body = operator_client.get(url("app")).json()
     assert body["result"]["status"] == "unknown"
     assert body["status"] == "unknown"
 

@@ -100,13 +100,13 @@ def _celery_capture(world: World) -> Iterator[None]:
 
 
 @pytest.fixture
-def world(superuser: Any, staff_user: Any, django_user_model: Any, caplog: pytest.LogCaptureFixture,
+def world(superuser: Any, operator_user: Any, django_user_model: Any, caplog: pytest.LogCaptureFixture,
           settings: Any) -> Iterator[World]:
     settings.SYNTHORG_PUBLIC_URL = "https://hooks.example.com"
     caplog.set_level(logging.DEBUG)  # root logger
     caplog.set_level(logging.DEBUG, logger="django.db.backends")
     world = World()
-    api = _client_for(staff_user)
+    api = _client_for(operator_user)
     revealer = django_user_model.objects.create_user(username="auditor", password="pw-auditor-123")
     revealer.user_permissions.add(Permission.objects.get(codename="reveal_secret"))
     reveal_api = _client_for(revealer)
@@ -356,7 +356,7 @@ def test_debug_error_page_with_project_settings_hides_canary(superuser: Any, set
     assert CANARY not in page
 
 
-def test_api_error_with_debug_answers_plain_500_without_canary(staff_client: APIClient, settings: Any,
+def test_api_error_with_debug_answers_plain_500_without_canary(operator_client: APIClient, settings: Any,
                                                                monkeypatch: pytest.MonkeyPatch,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     settings.DEBUG = True
@@ -366,7 +366,7 @@ def test_api_error_with_debug_answers_plain_500_without_canary(staff_client: API
         raise RuntimeError("audit store unavailable")
 
     monkeypatch.setattr(services, "audit_record", audit_store_down)
-    response = staff_client.post("/api/v1/connections", {"name": "gh-debug", "connection_type": "github",
+    response = operator_client.post("/api/v1/connections", {"name": "gh-debug", "connection_type": "github",
                                                           "credentials": {"token": secret("debug-api")}},
                                  format="json")
     assert response.status_code == 500

@@ -36,10 +36,10 @@ def env_backend(integrations_config: Any) -> None:
 
 @pytest.mark.django_db
 def test_env_var_create_reads_secrets_from_the_environment(
-    env_backend: None, monkeypatch: pytest.MonkeyPatch, staff_client: APIClient,
+    env_backend: None, monkeypatch: pytest.MonkeyPatch, operator_client: APIClient,
 ) -> None:
     monkeypatch.setenv("SYNTHORG_SECRET_GH_PROD_TOKEN", "env-token")
-    response = staff_client.post(URL, {"name": "gh-prod", "connection_type": "github",
+    response = operator_client.post(URL, {"name": "gh-prod", "connection_type": "github",
                                        "credentials": {"api_url": "https://ghe.example.com/api/v3"}}, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
@@ -54,8 +54,8 @@ def test_env_var_create_reads_secrets_from_the_environment(
 
 
 @pytest.mark.django_db
-def test_env_var_create_without_the_variable_is_422_naming_it(env_backend: None, staff_client: APIClient) -> None:
-    response = staff_client.post(URL, {"name": "gh", "connection_type": "github", "credentials": {}},
+def test_env_var_create_without_the_variable_is_422_naming_it(env_backend: None, operator_client: APIClient) -> None:
+    response = operator_client.post(URL, {"name": "gh", "connection_type": "github", "credentials": {}},
                                  format="json")
     assert response.status_code == 422
     assert response.json()["errors"] == {
@@ -65,9 +65,9 @@ def test_env_var_create_without_the_variable_is_422_naming_it(env_backend: None,
 
 @pytest.mark.django_db
 def test_env_var_write_of_a_secret_is_409_naming_the_variable(
-    env_backend: None, monkeypatch: pytest.MonkeyPatch, staff_client: APIClient,
+    env_backend: None, monkeypatch: pytest.MonkeyPatch, operator_client: APIClient,
 ) -> None:
-    response = staff_client.post(URL, {"name": "gh", "connection_type": "github",
+    response = operator_client.post(URL, {"name": "gh", "connection_type": "github",
                                        "credentials": {"token": "in-the-body"}}, format="json")
     assert response.status_code == 409
     body = response.json()
@@ -75,27 +75,27 @@ def test_env_var_write_of_a_secret_is_409_naming_the_variable(
     assert "in-the-body" not in response.content.decode() and not Connection.objects.exists()
 
     monkeypatch.setenv("SYNTHORG_SECRET_GH_TOKEN", "env-token")
-    assert staff_client.post(URL, {"name": "gh", "connection_type": "github", "credentials": {}},
+    assert operator_client.post(URL, {"name": "gh", "connection_type": "github", "credentials": {}},
                              format="json").status_code == 201
-    response = staff_client.patch(f"{URL}/gh", {"credentials": {"signing_secret": "s"}}, format="json")
+    response = operator_client.patch(f"{URL}/gh", {"credentials": {"signing_secret": "s"}}, format="json")
     assert response.status_code == 409 and "SYNTHORG_SECRET_GH_SIGNING_SECRET" in response.json()["detail"]
-    response = staff_client.patch(f"{URL}/gh", {"credentials": {"api_url": "https://ghe.example.com"}},
+    response = operator_client.patch(f"{URL}/gh", {"credentials": {"api_url": "https://ghe.example.com"}},
                                   format="json")
     assert response.status_code == 200 and response.json()["config"] == {"api_url": "https://ghe.example.com"}
 
 
 @pytest.mark.django_db
 def test_env_var_reveal_reads_the_environment(env_backend: None, monkeypatch: pytest.MonkeyPatch,
-                                              staff_client: APIClient, user: Any) -> None:
+                                              operator_client: APIClient, user: Any) -> None:
     monkeypatch.setenv("SYNTHORG_SECRET_GH_TOKEN", "env-token")
-    staff_client.post(URL, {"name": "gh", "connection_type": "github", "credentials": {}}, format="json")
+    operator_client.post(URL, {"name": "gh", "connection_type": "github", "credentials": {}}, format="json")
     user.user_permissions.add(Permission.objects.get(codename="reveal_secret"))
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     assert client.get(f"{URL}/gh/secrets/token").json() == {"field": "token", "value": "env-token"}
     monkeypatch.delenv("SYNTHORG_SECRET_GH_TOKEN")
     assert client.get(f"{URL}/gh/secrets/token").status_code == 404
-    assert staff_client.delete(f"{URL}/gh").status_code == 204
+    assert operator_client.delete(f"{URL}/gh").status_code == 204
 
 
 def test_env_var_backend_interface() -> None:
@@ -121,9 +121,9 @@ def test_stub_backends_refuse_every_call(name: str, operation: str) -> None:
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", STUBS)
 def test_stub_backend_create_fails_without_a_trace(name: str, integrations_config: Any,
-                                                   staff_client: APIClient) -> None:
+                                                   operator_client: APIClient) -> None:
     integrations_config({"secret_backend": {"backend_type": name}})
-    response = staff_client.post(URL, {"name": "gh", "connection_type": "github",
+    response = operator_client.post(URL, {"name": "gh", "connection_type": "github",
                                        "credentials": {"token": "t"}}, format="json")
     assert response.status_code == 503
     assert "not available in this release" in response.json()["detail"]

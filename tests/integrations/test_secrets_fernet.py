@@ -69,21 +69,21 @@ def test_wrong_key_is_reported_for_that_connection(monkeypatch: pytest.MonkeyPat
     assert "'gh'" in caught.value.detail and "master key is wrong" in caught.value.detail
 
 
-def test_corrupt_row_breaks_only_that_connection(staff_client: APIClient) -> None:
+def test_corrupt_row_breaks_only_that_connection(operator_client: APIClient) -> None:
     broken, healthy = make("broken"), make("healthy", token="other-token")
     SecretRecord.objects.filter(pk=broken.secret_id).update(ciphertext="not-a-fernet-token")
     assert services.connection_secrets(healthy)["token"] == "other-token"
-    listing = staff_client.get(URL)
+    listing = operator_client.get(URL)
     assert listing.status_code == 200 and listing.json()["count"] == 2
-    assert staff_client.get(f"{URL}/broken").status_code == 200
+    assert operator_client.get(f"{URL}/broken").status_code == 200
     # Changing its secrets needs the old ones (the merge): a clear 503 naming it.
-    response = staff_client.patch(f"{URL}/broken", {"credentials": {"signing_secret": "s"}}, format="json")
+    response = operator_client.patch(f"{URL}/broken", {"credentials": {"signing_secret": "s"}}, format="json")
     assert response.status_code == 503
     assert response.json()["code"] == "secret_decrypt_failed" and "'broken'" in response.json()["detail"]
     # What needs no decryption still works, and replacing every secret repairs the row? No: the merge
     # needs the old values, so the operator deletes and recreates; delete works.
-    assert staff_client.patch(f"{URL}/broken", {"metadata": {"note": "x"}}, format="json").status_code == 200
-    assert staff_client.delete(f"{URL}/broken").status_code == 204
+    assert operator_client.patch(f"{URL}/broken", {"metadata": {"note": "x"}}, format="json").status_code == 200
+    assert operator_client.delete(f"{URL}/broken").status_code == 204
 
 
 def test_missing_secret_record_is_reported_clearly() -> None:
@@ -94,18 +94,18 @@ def test_missing_secret_record_is_reported_clearly() -> None:
     assert caught.value.code == "secret_missing"
 
 
-def test_list_with_a_wrong_key_still_works(monkeypatch: pytest.MonkeyPatch, staff_client: APIClient) -> None:
+def test_list_with_a_wrong_key_still_works(monkeypatch: pytest.MonkeyPatch, operator_client: APIClient) -> None:
     make()
     monkeypatch.setenv("SYNTHORG_MASTER_KEY", KEY_B)
-    body = staff_client.get(URL).json()
+    body = operator_client.get(URL).json()
     assert body["count"] == 1 and body["results"][0]["secret_fields"] == ["signing_secret", "token"]
 
 
 def test_missing_key_at_runtime_refuses_writes_without_orphans(
-    monkeypatch: pytest.MonkeyPatch, staff_client: APIClient,
+    monkeypatch: pytest.MonkeyPatch, operator_client: APIClient,
 ) -> None:
     monkeypatch.delenv("SYNTHORG_MASTER_KEY")
-    response = staff_client.post(URL, {"name": "gh", "connection_type": "github",
+    response = operator_client.post(URL, {"name": "gh", "connection_type": "github",
                                        "credentials": {"token": CANARY}}, format="json")
     assert response.status_code == 503
     assert response.json()["code"] == "master_key_missing"

@@ -44,7 +44,7 @@ def start_rotation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNTHORG_PREVIOUS_MASTER_KEYS", KEY_A)
 
 
-def test_rotation_end_to_end(monkeypatch: pytest.MonkeyPatch, four: list[Connection], staff_user: Any) -> None:
+def test_rotation_end_to_end(monkeypatch: pytest.MonkeyPatch, four: list[Connection], operator_user: Any) -> None:
     expected = [{"token": f"tok-{i}"} for i in range(4)]
     assert key_ids() == {FP_A}
     start_rotation(monkeypatch)
@@ -53,7 +53,7 @@ def test_rotation_end_to_end(monkeypatch: pytest.MonkeyPatch, four: list[Connect
     # A write during the rotation window already uses the new key.
     services.connection_create(name="late", connection_type="slack", credentials={"token": "xoxb-late"})
 
-    report = services.master_key_rotate(actor=staff_user)
+    report = services.master_key_rotate(actor=operator_user)
     assert (report.rotated, report.already_current, report.failed) == (4, 1, 0)
     assert key_ids() == {FP_B} and KeyCheck.objects.get().key_id == FP_B
 

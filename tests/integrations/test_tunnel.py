@@ -47,17 +47,17 @@ def tunnel_on(settings: Any, monkeypatch: pytest.MonkeyPatch, fake_ngrok: FakeNg
     return apply
 
 
-def test_start_when_disabled_is_409_naming_the_setting(staff_client: Any) -> None:
-    response = staff_client.post(f"{URL}/start")
+def test_start_when_disabled_is_409_naming_the_setting(operator_client: Any) -> None:
+    response = operator_client.post(f"{URL}/start")
     assert response.status_code == 409
     assert response.json()["code"] == "tunnel_disabled"
     assert "integrations.tunnel.enabled" in response.json()["detail"]
     assert not TunnelState.objects.exists()
 
 
-def test_start_without_token_is_503_before_anything_starts(staff_client: Any, tunnel_on: Any) -> None:
+def test_start_without_token_is_503_before_anything_starts(operator_client: Any, tunnel_on: Any) -> None:
     agent = tunnel_on(token=None)
-    response = staff_client.post(f"{URL}/start")
+    response = operator_client.post(f"{URL}/start")
     assert response.status_code == 503
     assert response.json()["code"] == "tunnel_auth_token_missing"
     assert "SYNTHORG_TEST_NGROK_TOKEN" in response.json()["detail"]
@@ -65,22 +65,22 @@ def test_start_without_token_is_503_before_anything_starts(staff_client: Any, tu
     assert not TunnelState.objects.exists()
 
 
-def test_start_without_agent_binary_is_503_and_never_downloads(staff_client: Any, tunnel_on: Any,
+def test_start_without_agent_binary_is_503_and_never_downloads(operator_client: Any, tunnel_on: Any,
                                                                tmp_path: Any, monkeypatch: Any) -> None:
     from pyngrok import installer
 
     monkeypatch.setattr(installer, "install_ngrok", lambda *a, **k: pytest.fail("pyngrok tried to download"))
     tunnel_on(ngrok_path=str(tmp_path / "no-such-ngrok"))
-    response = staff_client.post(f"{URL}/start")
+    response = operator_client.post(f"{URL}/start")
     assert response.status_code == 503
     assert response.json()["code"] == "ngrok_not_installed"
     assert "never downloaded" in response.json()["detail"]
 
 
-def test_start_records_desired_state_idempotently_and_audits_once(staff_client: Any, tunnel_on: Any) -> None:
+def test_start_records_desired_state_idempotently_and_audits_once(operator_client: Any, tunnel_on: Any) -> None:
     agent = tunnel_on()
-    first = staff_client.post(f"{URL}/start")
-    second = staff_client.post(f"{URL}/start")
+    first = operator_client.post(f"{URL}/start")
+    second = operator_client.post(f"{URL}/start")
     assert first.status_code == second.status_code == 202
     assert first.json() == second.json()
     assert first.json()["desired"] == "running" and first.json()["running"] is False
@@ -110,10 +110,10 @@ def test_status_reports_without_starting_anything(user_client: Any, tunnel_on: A
 
 
 def test_owner_starts_the_agent_through_pyngrok_and_every_webhook_url_uses_it(
-        staff_client: Any, user_client: Any, tunnel_on: Any) -> None:
+        operator_client: Any, user_client: Any, tunnel_on: Any) -> None:
     agent = tunnel_on(local_port=8123)
     connection_services.connection_create(name="hooks", connection_type="github", credentials={"token": "t"})
-    staff_client.post(f"{URL}/start")
+    operator_client.post(f"{URL}/start")
     owner = tunnel.TunnelOwner(owner_id="test-owner")
     try:
         owner.reconcile()
@@ -140,14 +140,14 @@ def test_owner_starts_the_agent_through_pyngrok_and_every_webhook_url_uses_it(
     assert TunnelState.objects.get().status == TunnelState.Status.STOPPED
 
 
-def test_stop_clears_state_at_once_and_the_owner_stops_the_agent(staff_client: Any, tunnel_on: Any) -> None:
+def test_stop_clears_state_at_once_and_the_owner_stops_the_agent(operator_client: Any, tunnel_on: Any) -> None:
     tunnel_on()
-    staff_client.post(f"{URL}/start")
+    operator_client.post(f"{URL}/start")
     owner = tunnel.TunnelOwner(owner_id="test-owner")
     try:
         owner.reconcile()
         assert owner._agent is not None and owner._agent.is_running()
-        body = staff_client.post(f"{URL}/stop").json()
+        body = operator_client.post(f"{URL}/stop").json()
         assert body["running"] is False and body["public_url"] is None and body["desired"] == "stopped"
         assert tunnel.tunnel_public_url() is None
         owner.reconcile()
@@ -155,7 +155,7 @@ def test_stop_clears_state_at_once_and_the_owner_stops_the_agent(staff_client: A
     finally:
         owner.shutdown()
     assert AuditEvent.objects.filter(action="tunnel.stop").count() == 1
-    staff_client.post(f"{URL}/stop")
+    operator_client.post(f"{URL}/stop")
     assert AuditEvent.objects.filter(action="tunnel.stop").count() == 1
 
 
@@ -168,7 +168,7 @@ def tmp_var_ngrok_config() -> Any:
 
 
 def test_the_same_owner_starts_again_after_a_stop_without_touching_the_environment(
-        staff_client: Any, tunnel_on: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        operator_client: Any, tunnel_on: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Issue 12 §4: the default auth_token_env is NGROK_AUTHTOKEN, which start() used to pop.
     monkeypatch.setenv("NGROK_AUTHTOKEN", TOKEN)
     agent = tunnel_on(token=None, auth_token_env="NGROK_AUTHTOKEN")
@@ -176,12 +176,12 @@ def test_the_same_owner_starts_again_after_a_stop_without_touching_the_environme
     owner = tunnel.TunnelOwner(owner_id="test-owner")
     try:
         for _ in range(2):
-            assert staff_client.post(f"{URL}/start").status_code == 202
+            assert operator_client.post(f"{URL}/start").status_code == 202
             owner.reconcile()
             state = TunnelState.objects.get()
             assert state.status == TunnelState.Status.RUNNING and state.public_url, state.error
             assert dict(__import__("os").environ) == before
-            staff_client.post(f"{URL}/stop")
+            operator_client.post(f"{URL}/stop")
             owner.reconcile()
             assert not owner._agent.is_running()
     finally:
@@ -192,11 +192,11 @@ def test_the_same_owner_starts_again_after_a_stop_without_touching_the_environme
     assert TOKEN not in config.read_text() and config.stat().st_mode & 0o077 == 0
 
 
-def test_agent_refusing_the_token_is_recorded_as_an_error(staff_client: Any, tunnel_on: Any,
+def test_agent_refusing_the_token_is_recorded_as_an_error(operator_client: Any, tunnel_on: Any,
                                                           monkeypatch: Any) -> None:
     tunnel_on()
     monkeypatch.setenv("FAKE_NGROK_MODE", "crash")
-    staff_client.post(f"{URL}/start")
+    operator_client.post(f"{URL}/start")
     owner = tunnel.TunnelOwner(owner_id="test-owner")
     try:
         owner.reconcile()
@@ -208,10 +208,10 @@ def test_agent_refusing_the_token_is_recorded_as_an_error(staff_client: Any, tun
     assert TOKEN not in state.error
 
 
-def test_agent_that_never_starts_times_out(staff_client: Any, tunnel_on: Any, monkeypatch: Any) -> None:
+def test_agent_that_never_starts_times_out(operator_client: Any, tunnel_on: Any, monkeypatch: Any) -> None:
     tunnel_on(startup_timeout_seconds=1)
     monkeypatch.setenv("FAKE_NGROK_MODE", "hang")
-    staff_client.post(f"{URL}/start")
+    operator_client.post(f"{URL}/start")
     owner = tunnel.TunnelOwner(owner_id="test-owner")
     owner.reconcile()
     state = TunnelState.objects.get()

@@ -13,9 +13,9 @@ PUBLIC = "k3j4h5.ngrok-free.app"
 
 
 @pytest.fixture
-def staff_browser(staff_user: Any) -> Client:
+def staff_browser(operator_user: Any) -> Client:
     client = Client()
-    client.force_login(staff_user)
+    client.force_login(operator_user)
     return client
 
 

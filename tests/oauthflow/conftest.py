@@ -48,11 +48,11 @@ def make_connection(oidc: OIDCPeer) -> Callable[..., Connection]:
 
 
 @pytest.fixture
-def connect_code_flow(oidc: OIDCPeer, staff_client: Any, client: Any) -> Callable[..., Any]:
+def connect_code_flow(oidc: OIDCPeer, operator_client: Any, client: Any) -> Callable[..., Any]:
     """Initiate through the API, log in and consent at the peer, hit our callback; returns the response."""
 
     def run(connection: Connection, **initiate: Any) -> Any:
-        response = staff_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name, **initiate},
+        response = operator_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name, **initiate},
                                      format="json")
         assert response.status_code == 200, response.content
         redirect = oidc.complete_authorization(response.json()["authorization_url"])

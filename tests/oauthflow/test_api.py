@@ -16,10 +16,10 @@ pytestmark = pytest.mark.django_db
 
 
 def test_client_credentials_initiate_returns_status_and_refetches_when_due(make_connection: Any,
-                                                                           staff_client: Any, oidc: OIDCPeer) -> None:
+                                                                           operator_client: Any, oidc: OIDCPeer) -> None:
     connection = make_connection()
 
-    response = staff_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name,
+    response = operator_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name,
                                                             "grant_type": "client_credentials"}, format="json")
 
     assert response.status_code == 200
@@ -52,12 +52,12 @@ def test_status_of_unconnected_and_unknown(make_connection: Any, user_client: An
     assert user_client.get("/api/v1/oauth/status/nope").status_code == 404
 
 
-def test_status_says_when_no_refresh_token_is_held(make_connection: Any, staff_client: Any) -> None:
+def test_status_says_when_no_refresh_token_is_held(make_connection: Any, operator_client: Any) -> None:
     connection = make_connection()
     services.client_credentials_connect(connection_name=connection.name)
     OAuthToken.objects.filter(connection=connection).update(grant_type="authorization_code")
 
-    body = staff_client.get(f"/api/v1/oauth/status/{connection.name}").json()
+    body = operator_client.get(f"/api/v1/oauth/status/{connection.name}").json()
 
     assert "no refresh token" in body["note"]
 
@@ -70,8 +70,8 @@ def test_anonymous_and_non_staff_cannot_initiate(make_connection: Any, api_clien
     assert api_client.get(f"/api/v1/oauth/status/{name}").status_code == 401
 
 
-def test_malformed_initiate_is_400(staff_client: Any) -> None:
-    response = staff_client.post("/api/v1/oauth/initiate", {"grant_type": "password"}, format="json")
+def test_malformed_initiate_is_400(operator_client: Any) -> None:
+    response = operator_client.post("/api/v1/oauth/initiate", {"grant_type": "password"}, format="json")
 
     assert response.status_code == 400
     assert set(response.json()["errors"]) == {"connection_name", "grant_type"}

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_code_flow_with_pkce_connects_and_stores_tokens_encrypted(make_connection: Any, connect_code_flow: Any,
-                                                                  oidc: OIDCPeer, staff_client: Any) -> None:
+                                                                  oidc: OIDCPeer, operator_client: Any) -> None:
     connection = make_connection()
 
     page = connect_code_flow(connection)
@@ -32,17 +32,17 @@ def test_code_flow_with_pkce_connects_and_stores_tokens_encrypted(make_connectio
     access = services.get_access_token(connection)
     assert access and access not in token.ciphertext
     assert oidc.token_requests("authorization_code") == 1
-    status = staff_client.get(f"/api/v1/oauth/status/{connection.name}").json()
+    status = operator_client.get(f"/api/v1/oauth/status/{connection.name}").json()
     assert status["connected"] is True and status["status"] == "active"
     assert status["scopes"] == ["api:read"]
     assert access not in str(status)
 
 
 def test_authorization_url_carries_s256_challenge_exact_redirect_and_extra_params(make_connection: Any,
-                                                                                  staff_client: Any) -> None:
+                                                                                  operator_client: Any) -> None:
     connection = make_connection(extra_authorization_params={"prompt": "consent", "state": "evil"})
 
-    body = staff_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json").json()
+    body = operator_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json").json()
 
     params = query(body["authorization_url"])
     assert params["code_challenge_method"] == "S256"
@@ -79,10 +79,10 @@ def test_replayed_callback_answers_earlier_outcome_without_second_exchange(
     assert OAuthToken.objects.get(connection=connection).ciphertext == first_token
 
 
-def test_expired_state_is_refused_and_code_not_exchanged(make_connection: Any, staff_client: Any, client: Any,
+def test_expired_state_is_refused_and_code_not_exchanged(make_connection: Any, operator_client: Any, client: Any,
                                                          oidc: OIDCPeer) -> None:
     connection = make_connection()
-    body = staff_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json").json()
+    body = operator_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json").json()
     redirect = oidc.complete_authorization(body["authorization_url"])
     OAuthState.objects.filter(state=body["state"]).update(expires_at=timezone.now() - timedelta(seconds=1))
 
@@ -95,10 +95,10 @@ def test_expired_state_is_refused_and_code_not_exchanged(make_connection: Any, s
 
 
 @pytest.mark.parametrize("tamper", ["unknown", "missing"])
-def test_mismatched_or_missing_state_is_400_page(make_connection: Any, staff_client: Any, client: Any,
+def test_mismatched_or_missing_state_is_400_page(make_connection: Any, operator_client: Any, client: Any,
                                                  oidc: OIDCPeer, tamper: str) -> None:
     connection = make_connection()
-    body = staff_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json").json()
+    body = operator_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json").json()
     params = query(oidc.complete_authorization(body["authorization_url"]))
     state = "not-" + params["state"] if tamper == "unknown" else ""
 
@@ -110,10 +110,10 @@ def test_mismatched_or_missing_state_is_400_page(make_connection: Any, staff_cli
     assert oidc.token_requests("authorization_code") == 0
 
 
-def test_access_denied_redirect_is_shown_clearly(make_connection: Any, staff_client: Any, client: Any,
+def test_access_denied_redirect_is_shown_clearly(make_connection: Any, operator_client: Any, client: Any,
                                                  oidc: OIDCPeer) -> None:
     connection = make_connection()
-    body = staff_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json").json()
+    body = operator_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json").json()
     redirect = oidc.deny_authorization(body["authorization_url"])
 
     page = client.get(redirect[len(BASE):])
@@ -125,10 +125,10 @@ def test_access_denied_redirect_is_shown_clearly(make_connection: Any, staff_cli
     assert AuditEvent.objects.filter(action="oauth.connect", outcome="failure", target=connection.name).exists()
 
 
-def test_wrong_issuer_is_refused_without_exchange(make_connection: Any, staff_client: Any, client: Any,
+def test_wrong_issuer_is_refused_without_exchange(make_connection: Any, operator_client: Any, client: Any,
                                                   oidc: OIDCPeer) -> None:
     connection = make_connection()
-    body = staff_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json").json()
+    body = operator_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json").json()
     params = query(oidc.complete_authorization(body["authorization_url"]))
     assert params["iss"] == oidc.issuer
 
@@ -139,9 +139,9 @@ def test_wrong_issuer_is_refused_without_exchange(make_connection: Any, staff_cl
 
 
 def test_callback_in_another_logged_in_users_browser_is_refused(make_connection: Any, oidc: OIDCPeer,
-                                                                 staff_user: Any, user: Any, client: Any) -> None:
+                                                                 operator_user: Any, user: Any, client: Any) -> None:
     connection = make_connection()
-    started = services.authorization_start(connection_name=connection.name, user=staff_user)
+    started = services.authorization_start(connection_name=connection.name, user=operator_user)
     redirect = oidc.complete_authorization(started.authorization_url)
     client.force_login(user)
 
@@ -149,7 +149,7 @@ def test_callback_in_another_logged_in_users_browser_is_refused(make_connection:
 
     assert page.status_code == 403
     assert oidc.token_requests("authorization_code") == 0
-    client.force_login(staff_user)
+    client.force_login(operator_user)
     assert b'data-outcome="succeeded"' in client.get(redirect[len(BASE):]).content
 
 
@@ -184,20 +184,20 @@ def test_pkce_opt_out_honoured_only_when_not_required(make_connection: Any, sett
     assert query(forced.authorization_url)["code_challenge_method"] == "S256"
 
 
-def test_initiate_on_other_type_is_422(staff_client: Any) -> None:
+def test_initiate_on_other_type_is_422(operator_client: Any) -> None:
     connection_services.connection_create(name="gh", connection_type="github", credentials={"token": "x" * 20})
 
-    response = staff_client.post("/api/v1/oauth/initiate", {"connection_name": "gh"}, format="json")
+    response = operator_client.post("/api/v1/oauth/initiate", {"connection_name": "gh"}, format="json")
 
     assert response.status_code == 422
     assert response.json()["code"] == "not_oauth_app"
 
 
-def test_initiate_without_needed_url_names_it(make_connection: Any, staff_client: Any) -> None:
+def test_initiate_without_needed_url_names_it(make_connection: Any, operator_client: Any) -> None:
     connection = make_connection(auth_url=None, device_authorization_url=None)
 
-    code = staff_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json")
-    device = staff_client.post("/api/v1/oauth/initiate",
+    code = operator_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json")
+    device = operator_client.post("/api/v1/oauth/initiate",
                                {"connection_name": connection.name, "grant_type": "device_code"}, format="json")
 
     assert code.status_code == 422 and "auth_url" in code.json()["detail"]

@@ -43,17 +43,17 @@ def poll(flow: OAuthDeviceFlow) -> float | None:
     return tasks.device_flow_poll_task(flow.pk)
 
 
-def test_device_flow_pending_then_approved_connects(make_connection: Any, oidc: OIDCPeer, staff_client: Any,
+def test_device_flow_pending_then_approved_connects(make_connection: Any, oidc: OIDCPeer, operator_client: Any,
                                                     scheduled: list[Any], django_capture_on_commit_callbacks: Any
                                                     ) -> None:
     connection = make_connection()
     with django_capture_on_commit_callbacks(execute=True):
-        body = staff_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name,
+        body = operator_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name,
                                                             "grant_type": "device_code"}, format="json").json()
     flow = OAuthDeviceFlow.objects.get(connection=connection)
     assert body["user_code"] == flow.user_code and body["verification_uri"].startswith(oidc.issuer)
     assert body["interval"] == 1 and scheduled == [(flow.pk, 1)]
-    status = staff_client.get(f"/api/v1/oauth/status/{connection.name}").json()
+    status = operator_client.get(f"/api/v1/oauth/status/{connection.name}").json()
     assert status["pending_device_flow"]["user_code"] == flow.user_code
 
     assert poll(flow) == 1.0  # authorization_pending: poll again after the interval
@@ -64,7 +64,7 @@ def test_device_flow_pending_then_approved_connects(make_connection: Any, oidc: 
     assert flow.status == OAuthDeviceFlow.Status.APPROVED
     assert OAuthToken.objects.get(connection=connection).has_refresh_token
     assert services.get_access_token(connection)
-    assert "pending_device_flow" not in staff_client.get(f"/api/v1/oauth/status/{connection.name}").json()
+    assert "pending_device_flow" not in operator_client.get(f"/api/v1/oauth/status/{connection.name}").json()
 
 
 def test_early_poll_waits_without_calling_provider(make_connection: Any, oidc: OIDCPeer, scheduled: Any) -> None:

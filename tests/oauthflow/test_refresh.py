@@ -96,7 +96,7 @@ def test_refresh_without_new_refresh_token_keeps_old_one(connected: Any, monkeyp
 
 
 def test_revoked_grant_marks_reauthorization_required_and_stops(connected: Any, oidc: OIDCPeer,
-                                                                 staff_client: Any) -> None:
+                                                                 operator_client: Any) -> None:
     token = expire(connected)
     oidc.revoke_grants(connected.config["client_id"])
 
@@ -112,7 +112,7 @@ def test_revoked_grant_marks_reauthorization_required_and_stops(connected: Any, 
     with pytest.raises(services.ReauthorizationRequired):
         services.get_access_token(connected)
     assert oidc.token_requests("refresh_token") == 1
-    assert staff_client.get(f"/api/v1/oauth/status/{connected.name}").json()["status"] == "reauthorization_required"
+    assert operator_client.get(f"/api/v1/oauth/status/{connected.name}").json()["status"] == "reauthorization_required"
 
 
 def test_unreachable_token_endpoint_is_transient_with_backoff(connected: Any, oidc: OIDCPeer) -> None:

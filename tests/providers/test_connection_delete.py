@@ -39,16 +39,16 @@ def test_forced_delete_removes_providers_through_service(make_connection: Any, m
     assert event.actor_name == "ops" and "deleted with force" in event.reason
 
 
-def test_api_delete_is_409_then_force_removes(staff_client: Any, make_connection: Any, make_provider: Any) -> None:
+def test_api_delete_is_409_then_force_removes(operator_client: Any, make_connection: Any, make_provider: Any) -> None:
     make_connection()
     make_provider(name="alpha", connection_name="llm-gateway")
-    response = staff_client.delete("/api/v1/connections/llm-gateway")
+    response = operator_client.delete("/api/v1/connections/llm-gateway")
     assert response.status_code == 409
     assert "alpha" in response.json()["detail"]
-    response = staff_client.delete("/api/v1/connections/llm-gateway?force=true")
+    response = operator_client.delete("/api/v1/connections/llm-gateway?force=true")
     assert response.status_code == 204
     assert not ProviderConfig.objects.exists()
-    assert staff_client.get("/api/v1/connections/llm-gateway").status_code == 404
+    assert operator_client.get("/api/v1/connections/llm-gateway").status_code == 404
 
 
 def test_unreferenced_connection_deletes_without_force(make_connection: Any, make_provider: Any) -> None:

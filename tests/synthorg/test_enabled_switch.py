@@ -13,18 +13,18 @@ pytestmark = pytest.mark.django_db
     "/api/v1/connections", "/api/v1/webhooks/gh/push", "/api/v1/oauth/callback",
     "/api/v1/integrations/mcp/catalog", "/api/v1/providers",
 ])
-def test_disabled_layer_answers_503_everywhere(staff_client: Any, settings: Any, path: str) -> None:
+def test_disabled_layer_answers_503_everywhere(operator_client: Any, settings: Any, path: str) -> None:
     settings.SYNTHORG_CONFIG_OVERRIDES = {"enabled": False}
-    response = staff_client.post(path) if "webhooks" in path else staff_client.get(path)
+    response = operator_client.post(path) if "webhooks" in path else operator_client.get(path)
     assert response.status_code == 503
     assert response.json()["code"] == "integrations_disabled"
     assert response["Retry-After"]
 
 
-def test_audit_log_and_probes_stay_up_when_disabled(staff_client: Any, settings: Any) -> None:
+def test_audit_log_and_probes_stay_up_when_disabled(operator_client: Any, settings: Any) -> None:
     settings.SYNTHORG_CONFIG_OVERRIDES = {"enabled": False}
-    assert staff_client.get("/api/v1/audit-events").status_code == 200
-    assert staff_client.get("/healthz").status_code == 200
+    assert operator_client.get("/api/v1/audit-events").status_code == 200
+    assert operator_client.get("/healthz").status_code == 200
 
 
 def test_periodic_work_is_skipped_when_disabled(settings: Any) -> None:

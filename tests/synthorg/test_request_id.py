@@ -45,16 +45,16 @@ def test_log_records_outside_a_request_get_a_dash() -> None:
 @pytest.mark.parametrize("path", [
     "/api/v1/integrations/mcp/catalog/install/bad%00id", "/api/v1/providers/x%00y", "/api/v1/connections/a%00",
 ])
-def test_nul_in_path_is_404_for_every_app(staff_client: Any, path: str) -> None:
+def test_nul_in_path_is_404_for_every_app(operator_client: Any, path: str) -> None:
     for method in ("get", "delete", "patch"):
-        response = getattr(staff_client, method)(path)
+        response = getattr(operator_client, method)(path)
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
 
 
 @pytest.mark.django_db
-def test_nul_in_query_string_is_400(staff_client: Any) -> None:
-    response = staff_client.get("/api/v1/audit-events?target=a%00b")
+def test_nul_in_query_string_is_400(operator_client: Any) -> None:
+    response = operator_client.get("/api/v1/audit-events?target=a%00b")
     assert response.status_code == 400
     assert response["X-Request-ID"]
 

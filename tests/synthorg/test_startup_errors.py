@@ -16,7 +16,9 @@ def run(argv: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProc
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("SYNTHORG_", "DJANGO_", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG"))}
     base.update({"SECRET_KEY": "k3y-" + "abcdefghij" * 6, "SYNTHORG_MASTER_KEY": GOOD_KEY, "SYNTHORG_VAR_DIR": str(tmp_path),
-                 "SYNTHORG_ALLOW_INSECURE_HTTP": "1", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"})
+                 "SYNTHORG_ALLOW_INSECURE_HTTP": "1", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+                 # An existing static root: whitenoise warns about a missing one on stderr first.
+                 "STATIC_ROOT": str(tmp_path)})
     base.update(env)
     base = {k: v for k, v in base.items() if v != "<unset>"}
     return subprocess.run(argv, cwd=ROOT, env=base, capture_output=True, text=True, timeout=60)
@@ -85,3 +87,68 @@ def test_production_settings_pass_deploy_checks(tmp_path: Path) -> None:
 def test_insecure_http_opt_in_is_warned(tmp_path: Path) -> None:
     result = run([sys.executable, "manage.py", "check", "--deploy"], tmp_path)
     assert "synthorg.W002" in result.stderr + result.stdout
+
+
+# --- issue 13 §4: a bad configuration stops gunicorn, the worker and beat --------------------
+
+GUNICORN_CONF = str(ROOT / "deploy" / "gunicorn.conf.py")
+BAD_YAML = "integrations:\n  bogus: 1\n"
+E001_LINE = "synthorg: synthorg.E001: Invalid configuration: integrations.bogus unknown key"
+
+
+def bounded(argv: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run until the process stops by itself; a respawn loop fails the test after 20 s."""
+    config = tmp_path / "bad.yaml"
+    config.write_text(BAD_YAML)
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("SYNTHORG_", "DJANGO_", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG"))}
+    base.update({"SECRET_KEY": "k3y-" + "abcdefghij" * 6, "SYNTHORG_MASTER_KEY": GOOD_KEY,
+                 "SYNTHORG_VAR_DIR": str(tmp_path), "SYNTHORG_ALLOW_INSECURE_HTTP": "1", "STATIC_ROOT": str(tmp_path),
+                 "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3", "REDIS_URL": "redis://127.0.0.1:1/0",
+                 "SYNTHORG_CONFIG": str(config), **env})
+    try:
+        return subprocess.run(argv, cwd=ROOT, env=base, capture_output=True, text=True, timeout=20,
+                              start_new_session=True)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{argv[2:5]} kept running on a broken configuration: {str(exc.stderr)[-2000:]}")
+
+
+def synthorg_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("synthorg:")]
+
+
+def test_gunicorn_with_the_deployment_settings_stops_with_one_line(tmp_path: Path) -> None:
+    from tests.e2e.embedded import free_port
+
+    result = bounded([sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "synthorg.wsgi"], tmp_path,
+                     GUNICORN_BIND=f"127.0.0.1:{free_port()}", WEB_CONCURRENCY="2")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    [line] = synthorg_lines(result.stderr)
+    assert line.startswith(E001_LINE)
+    assert "Listening at" not in result.stderr  # stopped before the socket was opened
+
+
+def test_gunicorn_without_the_settings_file_halts_on_the_worker_boot_error(tmp_path: Path) -> None:
+    from gunicorn.arbiter import Arbiter
+
+    from tests.e2e.embedded import free_port
+
+    result = bounded([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1",
+                      "synthorg.wsgi"], tmp_path)
+    assert result.returncode == Arbiter.WORKER_BOOT_ERROR, result.stderr[-2000:]
+    assert f"exited with code {Arbiter.WORKER_BOOT_ERROR}" in result.stderr
+    assert "Worker failed to boot" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert {line.split(" Hint:")[0] for line in synthorg_lines(result.stderr)} == {
+        synthorg_lines(result.stderr)[0].split(" Hint:")[0]}
+    assert synthorg_lines(result.stderr)[0].startswith(E001_LINE)
+
+
+@pytest.mark.parametrize("argv", [["worker", "--pool", "solo"], ["beat", "--pidfile="]], ids=["worker", "beat"])
+def test_celery_worker_and_beat_stop_with_one_line(tmp_path: Path, argv: list[str]) -> None:
+    result = bounded([sys.executable, "-m", "celery", "-A", "synthorg", *argv, "--loglevel", "INFO"], tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    [line] = synthorg_lines(result.stderr)
+    assert line.startswith(E001_LINE)

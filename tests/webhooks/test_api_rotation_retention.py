@@ -27,9 +27,9 @@ def send(body: bytes, secret: str = GITHUB_SECRET) -> Any:
     return post(Client(REMOTE_ADDR="203.0.113.30"), "gh", "auto", body, github_headers(body, secret=secret))
 
 
-def test_rotation_keeps_the_previous_secret_valid_and_says_which_matched(staff_client: APIClient) -> None:
+def test_rotation_keeps_the_previous_secret_valid_and_says_which_matched(operator_client: APIClient) -> None:
     make_github()
-    response = staff_client.post(ROTATE, {"secret": "the-new-secret-0123456789"}, format="json")
+    response = operator_client.post(ROTATE, {"secret": "the-new-secret-0123456789"}, format="json")
     assert response.status_code == 200
     assert response.json()["secret"] is None
     old = send(github_body(1))
@@ -41,10 +41,10 @@ def test_rotation_keeps_the_previous_secret_valid_and_says_which_matched(staff_c
     assert event.target == "gh" and "the-new-secret" not in str(event.details)
 
 
-def test_previous_secret_stops_at_its_valid_until(staff_client: APIClient) -> None:
+def test_previous_secret_stops_at_its_valid_until(operator_client: APIClient) -> None:
     make_github()
     until = timezone.now() + timedelta(minutes=5)
-    staff_client.post(ROTATE, {"secret": "the-new-secret-0123456789", "previous_valid_until": until.isoformat()},
+    operator_client.post(ROTATE, {"secret": "the-new-secret-0123456789", "previous_valid_until": until.isoformat()},
                       format="json")
     from webhooks.models import WebhookEndpoint
 
@@ -53,18 +53,18 @@ def test_previous_secret_stops_at_its_valid_until(staff_client: APIClient) -> No
     assert send(github_body(3)).status_code == 401
 
 
-def test_rotation_without_a_secret_generates_one_shown_once(staff_client: APIClient) -> None:
+def test_rotation_without_a_secret_generates_one_shown_once(operator_client: APIClient) -> None:
     make_github()
-    generated = staff_client.post(ROTATE, {}, format="json").json()["secret"]
+    generated = operator_client.post(ROTATE, {}, format="json").json()["secret"]
     assert len(generated) == 64
     assert send(github_body(4), secret=generated).status_code == 202
 
 
 @pytest.mark.parametrize(("payload", "status"), [
     ({"previous_valid_until": "2000-01-01T00:00:00Z"}, 422), ({"secret": "short"}, 422)])
-def test_rotation_refuses_bad_input(staff_client: APIClient, payload: dict[str, Any], status: int) -> None:
+def test_rotation_refuses_bad_input(operator_client: APIClient, payload: dict[str, Any], status: int) -> None:
     make_github()
-    assert staff_client.post(ROTATE, payload, format="json").status_code == status
+    assert operator_client.post(ROTATE, payload, format="json").status_code == status
 
 
 def test_rotation_needs_staff(user_client: APIClient, api_client: APIClient) -> None:
@@ -105,22 +105,22 @@ def test_activity_of_unknown_connection_is_404(user_client: APIClient) -> None:
     assert user_client.get("/api/v1/webhooks/nobody/activity").status_code == 404
 
 
-def test_rules_crud_and_runs_listing(staff_client: APIClient, user_client: APIClient) -> None:
+def test_rules_crud_and_runs_listing(operator_client: APIClient, user_client: APIClient) -> None:
     make_github()
-    created = staff_client.post("/api/v1/webhooks/triggers", {
+    created = operator_client.post("/api/v1/webhooks/triggers", {
         "name": "prs", "event_type": "pull_request.*", "connection": "gh",
         "conditions": [{"path": "action", "op": "in", "value": ["opened"]}], "workflow": "log_event"}, format="json")
     assert created.status_code == 201, created.json()
     rule_id = created.json()["id"]
     assert user_client.post("/api/v1/webhooks/triggers", {"name": "x", "event_type": "*", "workflow": "log_event"},
                             format="json").status_code == 403
-    bad = staff_client.patch(f"/api/v1/webhooks/triggers/{rule_id}",
+    bad = operator_client.patch(f"/api/v1/webhooks/triggers/{rule_id}",
                              {"conditions": [{"path": "a", "op": "exec", "value": 1}]}, format="json")
     assert bad.status_code == 422 and "conditions" in bad.json()["errors"]
-    patched = staff_client.patch(f"/api/v1/webhooks/triggers/{rule_id}", {"enabled": False}, format="json")
+    patched = operator_client.patch(f"/api/v1/webhooks/triggers/{rule_id}", {"enabled": False}, format="json")
     assert patched.json()["enabled"] is False and patched.json()["connection"] == "gh"
     assert user_client.get("/api/v1/webhooks/triggers").json()["count"] == 1
-    staff_client.patch(f"/api/v1/webhooks/triggers/{rule_id}", {"enabled": True}, format="json")
+    operator_client.patch(f"/api/v1/webhooks/triggers/{rule_id}", {"enabled": True}, format="json")
     body = github_body(action="opened")
     delivery_id = post(Client(REMOTE_ADDR="203.0.113.30"), "gh", "auto", body,
                        github_headers(body, event="pull_request")).json()["delivery_id"]
@@ -130,7 +130,7 @@ def test_rules_crud_and_runs_listing(staff_client: APIClient, user_client: APICl
     run_id = runs["results"][0]["id"]
     assert user_client.get(f"/api/v1/webhooks/runs/{run_id}").json()["rule_name"] == "prs"
     assert user_client.get("/api/v1/webhooks/runs/999999").status_code == 404
-    assert staff_client.delete(f"/api/v1/webhooks/triggers/{rule_id}").status_code == 204
+    assert operator_client.delete(f"/api/v1/webhooks/triggers/{rule_id}").status_code == 204
     assert WorkflowRun.objects.get().rule is None  # runs outlive their rule
 
 

@@ -165,12 +165,12 @@ def test_bad_signature_on_the_fast_path_is_the_uniform_401(served: tuple[Callabl
 
 @pytest.mark.django_db
 def test_other_webhook_paths_and_methods_go_to_the_full_handler(
-        served: tuple[Callable[..., Any], Counting], staff_user: Any) -> None:
+        served: tuple[Callable[..., Any], Counting], operator_user: Any) -> None:
     from rest_framework.authtoken.models import Token
 
     app, counts = served
     make_github()
-    token = Token.objects.create(user=staff_user)
+    token = Token.objects.create(user=operator_user)
     auth = {"Authorization": f"Token {token.key}"}
     # The activity API shares the receiver's path shape; it has no POST.
     status, _headers, _content = call(app, environ("POST", "/api/v1/webhooks/gh/activity", b"{}", auth))
