@@ -23,6 +23,7 @@ from django.views.decorators.debug import sensitive_variables
 from integrations import services
 from integrations.models import CONNECTION_NAME_PATTERN, RESERVED_NAMES, Connection
 from integrations.types import REGISTRY, ConnectionType, FieldSpec
+from integrations.validation import SECRET_MAX_CHARS, VALUE_MAX_CHARS
 from synthorg.errors import SynthorgError, ValidationFailed
 from synthorg.public_url import webhook_url
 
@@ -89,7 +90,7 @@ def _spec_field(spec: FieldSpec, *, add: bool, is_set: bool) -> forms.Field:
     if spec.kind == "mapping":
         return forms.JSONField(label=label, required=spec.required, help_text=help_text)
     return forms.CharField(label=label, required=spec.required, help_text=help_text,
-                           max_length=4096, strip=True)
+                           max_length=SECRET_MAX_CHARS if spec.secret else VALUE_MAX_CHARS, strip=True)
 
 
 def _to_form_value(spec: FieldSpec, value: Any) -> Any:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from integrations.types import ConnectionType, FieldSpec
+from synthorg.json_values import unstorable_path
 
 _KIND_WORDS = {"string": "a string", "url": "a string", "integer": "an integer", "boolean": "a boolean",
                "list": "a list of strings", "mapping": "an object of strings"}
@@ -28,24 +29,23 @@ def _kind_ok(spec: FieldSpec, value: Any) -> bool:
     return False
 
 
-def contains_nul(value: Any) -> bool:
-    """NUL cannot be stored in PostgreSQL text or jsonb; refuse it as a rule, never a 500."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(contains_nul(v) for v in value)
-    return False
+# Secret fields hold PEM private keys, certificate chains and service-account JSON (issue 13:
+# 4,096 was too small); the other strings are names, hosts and URLs.
+SECRET_MAX_CHARS = 32_768
+VALUE_MAX_CHARS = 4_096
 
 
 def check_value(spec: FieldSpec, value: Any) -> list[str]:
     if not _kind_ok(spec, value):
         return [f"must be {_KIND_WORDS[spec.kind]}"]
-    if not spec.secret and contains_nul(value):
-        return ["must not contain NUL characters"]
-    if spec.kind in {"string", "url"} and len(value) > 4096:
-        return ["must be at most 4096 characters"]
+    # The API's parser refuses these for every JSON body (synthorg.parsers); this keeps the
+    # rule for the admin and the commands, which call the services directly.
+    unstorable = unstorable_path(value)
+    if unstorable is not None:
+        return [unstorable[1]]
+    limit = SECRET_MAX_CHARS if spec.secret else VALUE_MAX_CHARS
+    if spec.kind in {"string", "url"} and len(value) > limit:
+        return [f"must be at most {limit} characters"]
     if spec.secret and value == "":
         return ["must not be empty (send null to remove it)"]
     if spec.choices and value not in spec.choices:

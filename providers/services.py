@@ -23,6 +23,7 @@ from integrations import services as connection_services
 from integrations.secrets.base import SecretUnavailable
 from integrations.secrets.fernet import decrypt, encrypt, key_fingerprint, keyring
 from integrations.types.base import http_url, https_url_unless_loopback
+from integrations.validation import SECRET_MAX_CHARS, VALUE_MAX_CHARS
 from providers import selectors
 from providers.models import (
     EMBEDDED_FIELDS,
@@ -98,10 +99,11 @@ def _check_embedded(values: Mapping[str, Any]) -> dict[str, list[str]]:
     problems: dict[str, list[str]] = {}
     for name in (*EMBEDDED_SECRET_FIELDS, "oauth_client_id"):
         value = values.get(name)
+        limit = VALUE_MAX_CHARS if name == "oauth_client_id" else SECRET_MAX_CHARS
         if value is not None and not value:
             problems[name] = ["must not be empty (send null to remove it)"]
-        elif value is not None and len(value) > 4096:
-            problems[name] = ["must be at most 4096 characters"]
+        elif value is not None and len(value) > limit:
+            problems[name] = [f"must be at most {limit} characters"]
     if token_url_problems := _check_url(values.get("oauth_token_url"), https_url_unless_loopback):
         problems["oauth_token_url"] = token_url_problems
     oauth_set = [f for f in ("oauth_client_id", "oauth_client_secret", "oauth_token_url") if values.get(f)]

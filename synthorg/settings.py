@@ -302,7 +302,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "synthorg.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # One validation step for every JSON body: depth, NUL, lone surrogates (synthorg.parsers).
+    "DEFAULT_PARSER_CLASSES": ["synthorg.parsers.JSONInputParser"],
     # JSON only: `?format=<x>` would otherwise answer an undocumented 404 on every endpoint.
     "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

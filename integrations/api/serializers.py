@@ -6,7 +6,6 @@ from typing import Any
 from rest_framework import serializers
 
 from integrations.models import Connection
-from integrations.validation import contains_nul
 from synthorg.public_url import webhook_url
 
 
@@ -34,16 +33,11 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 class MetadataField(serializers.DictField):
-    """Free-form JSON, minus NUL characters (PostgreSQL jsonb cannot store them)."""
+    """Free-form JSON (NUL, lone surrogates and deep nesting are refused for every body by
+    `synthorg.parsers.JSONInputParser`)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(child=serializers.JSONField(), **kwargs)
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        value = super().to_internal_value(data)
-        if contains_nul(value):
-            raise serializers.ValidationError("Null characters are not allowed.")
-        return value
 
 
 class RateLimitSerializer(serializers.Serializer):
