@@ -9,10 +9,10 @@ modules only, with one that also accepts ``http://`` to a loopback address or
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Callable
-from urllib.parse import urlsplit
+
+from synthorg import url_policy
 
 logger = logging.getLogger(__name__)
 
@@ -20,20 +20,12 @@ _installed = False
 
 
 def is_loopback_http(uri: str) -> bool:
-    """``http://`` to 127.0.0.0/8, ::1 or localhost."""
+    """``http://`` to 127.0.0.0/8, ::1 or localhost, read as ``synthorg.url_policy`` reads it."""
     try:
-        parts = urlsplit(uri)
-        host = parts.hostname or ""
-    except ValueError:
+        destination = url_policy.check_url(uri)
+    except url_policy.UnsafeURL:
         return False
-    if parts.scheme.lower() != "http" or not host:
-        return False
-    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return destination.scheme == "http" and destination.loopback
 
 
 def transport_allowed(uri: str) -> bool:

@@ -5,6 +5,14 @@ After healthchecks' ``hc/lib/curl.py``. Probes, webhook forwards and token endpo
 (``egress_session()`` for a plain session). All of them connect only through
 ``_GuardedAdapter``, so ``integrations.egress`` applies to every connection they open.
 
+Before any of that, every URL is read by ``synthorg.url_policy`` with both urllib's and
+urllib3's parsers and refused when they disagree or it carries a backslash, user info,
+whitespace or control characters (issue 12: ``https://localhost\\.github.com`` looked like a
+github.com host to one parser and connected to localhost through the other). A caller that
+may only reach certain hosts (the GitHub token: api.github.com or the operator's GitHub
+Enterprise host) passes ``allowed_hosts``; the adapter checks it on the host of the
+connection pool urllib3 is about to use, not on the string the caller stored.
+
 Why resolve-check-connect rather than checking the peer after connecting: the connection
 classes below resolve the host once (``synthorg.egress.connect_checked``), check every
 address, and open the socket to a checked address. The name is never resolved a second
@@ -24,7 +32,7 @@ import re
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -35,7 +43,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-from synthorg import egress
+from synthorg import egress, url_policy
 from synthorg.egress import EgressRefused, ExternalServiceError, PermanentError, TransientError
 
 __all__ = [
@@ -44,6 +52,7 @@ __all__ = [
     "ExternalServiceError",
     "PermanentError",
     "TransientError",
+    "URLRefused",
     "egress_session",
     "guard_session",
     "http_request",
@@ -65,6 +74,12 @@ MAX_INLINE_WAIT_SECONDS = 5.0
 # Pause before the second try when the peer gave no Retry-After.
 RETRY_PAUSE_SECONDS = (0.2, 0.5)
 _sleep = time.sleep  # tests replace this to observe the waits
+
+
+class URLRefused(PermanentError):
+    """The URL breaks ``synthorg.url_policy`` or names a host this call may not reach; nothing was sent."""
+
+    code = "url_refused"
 
 
 # --- messages and logs that never carry a secret ---------------------------------------
@@ -155,6 +170,27 @@ class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
 
+def check_destination(method: str, url: str, *, allowed_hosts: Collection[str] | None = None,
+                      hide_path: bool = False) -> url_policy.Destination:
+    """``url_policy.check_url`` plus the caller's host allowlist; ``URLRefused`` names the rule, not the URL's query."""
+    where = safe_url(url, hide_path=hide_path)
+    try:
+        destination = url_policy.check_url(url)
+    except url_policy.UnsafeURL as exc:
+        logger.warning("Outbound %s %s refused: the URL %s", method, where, exc)
+        raise URLRefused(f"{method} {where}: refused, the URL {exc}") from None
+    _check_allowed_host(method, where, destination.host, allowed_hosts)
+    return destination
+
+
+def _check_allowed_host(method: str, where: str, host: str, allowed_hosts: Collection[str] | None) -> None:
+    if allowed_hosts is not None and not url_policy.host_allowed(host, allowed_hosts):
+        logger.warning("Outbound %s %s refused: %s is not an allowed host for this call", method, where,
+                       egress.normalize_host(host))
+        raise URLRefused(f"{method} {where}: refused, {egress.normalize_host(host)} is not a host this "
+                         "call may send to")
+
+
 class _GuardedAdapter(HTTPAdapter):
     """Connects only through the guarded connection classes; fills in a timeout; maps errors.
 
@@ -162,10 +198,21 @@ class _GuardedAdapter(HTTPAdapter):
     same ``TransientError``/``PermanentError`` with the same query-free messages.
     """
 
-    def __init__(self, timeout: tuple[float, float], *, hide_path: bool) -> None:
+    def __init__(self, timeout: tuple[float, float], *, hide_path: bool,
+                 allowed_hosts: Collection[str] | None = None) -> None:
         self.default_timeout = timeout
         self.hide_path = hide_path
+        self.allowed_hosts = None if allowed_hosts is None else frozenset(allowed_hosts)
         super().__init__(max_retries=0)  # retries happen in http_request or the task, never here
+
+    def get_connection_with_tls_context(self, request: requests.PreparedRequest, verify: bool | str | None,
+                                        proxies: Mapping[str, str] | None = None, cert: Any = None) -> Any:
+        # The pool's host is the one every connection of this request connects to (requests
+        # builds it from the prepared URL): the allowlist is judged there, after every parse.
+        pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+        _check_allowed_host(request.method or "?", safe_url(request.url or "", hide_path=self.hide_path),
+                            pool.host, self.allowed_hosts)
+        return pool
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
@@ -194,8 +241,22 @@ def _no_redirect_target(response: requests.Response) -> None:
     return None
 
 
+def _checked_prepare(session: requests.Session, hide_path: bool,
+                     allowed_hosts: Collection[str] | None) -> Callable[[requests.Request], requests.PreparedRequest]:
+    prepare = session.prepare_request
+
+    def prepare_request(request: requests.Request) -> requests.PreparedRequest:
+        # The URL as the caller gave it, before requests normalises it (its backslashes and
+        # percent-encoded hosts are gone from the prepared URL, and so is the evidence).
+        check_destination(str(request.method or "?").upper(), str(request.url), allowed_hosts=allowed_hosts,
+                          hide_path=hide_path)
+        return prepare(request)
+
+    return prepare_request
+
+
 def guard_session(session: SessionT, timeout: tuple[float, float] = (5.0, 10.0), *,
-                  hide_path: bool = False) -> SessionT:
+                  hide_path: bool = False, allowed_hosts: Collection[str] | None = None) -> SessionT:
     """Put the egress guard on ``session`` (e.g. a requests-oauthlib ``OAuth2Session``) and return it.
 
     After this the session connects only to addresses the egress policy allows, gives
@@ -204,7 +265,8 @@ def guard_session(session: SessionT, timeout: tuple[float, float] = (5.0, 10.0),
     variables and ~/.netrc, and raises ``TransientError``/``PermanentError`` for transport
     failures. It does not map statuses to errors (oauthlib reads the 4xx body itself) nor
     limit the body size: ``http_request`` does both. ``hide_path`` keeps the URL path
-    out of error messages (a Slack incoming-webhook URL is a secret).
+    out of error messages (a Slack incoming-webhook URL is a secret). Every URL passes
+    ``url_policy``; with ``allowed_hosts`` only those hosts are reached (``URLRefused``).
     """
     _check_timeout(timeout)
     # HTTP(S)_PROXY would route around the guard; ~/.netrc would add credentials.
@@ -216,15 +278,17 @@ def guard_session(session: SessionT, timeout: tuple[float, float] = (5.0, 10.0),
     # requests-oauthlib posts with allow_redirects=True; Session.resolve_redirects stops
     # when there is no target, so the 3xx comes back to the caller.
     session.get_redirect_target = _no_redirect_target  # type: ignore[method-assign]
-    adapter = _GuardedAdapter(timeout, hide_path=hide_path)
+    session.prepare_request = _checked_prepare(session, hide_path, allowed_hosts)  # type: ignore[method-assign]
+    adapter = _GuardedAdapter(timeout, hide_path=hide_path, allowed_hosts=allowed_hosts)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-def egress_session(timeout: tuple[float, float] = (5.0, 10.0), *, hide_path: bool = False) -> requests.Session:
+def egress_session(timeout: tuple[float, float] = (5.0, 10.0), *, hide_path: bool = False,
+                   allowed_hosts: Collection[str] | None = None) -> requests.Session:
     """A fresh ``requests.Session`` with ``guard_session`` applied."""
-    return guard_session(requests.Session(), timeout, hide_path=hide_path)
+    return guard_session(requests.Session(), timeout, hide_path=hide_path, allowed_hosts=allowed_hosts)
 
 
 # --- the entry point ---------------------------------------------------------------------
@@ -277,25 +341,29 @@ def _transport_error(method: str, where: str, exc: requests.RequestException) ->
         if following is None:
             break
         cause = following
-    detail = f"{method} {where}: %s ({type(cause).__name__})"
+    # Never %-formatting: ``where`` is a URL and may hold %20 (issue 12: a probe of
+    # http://127.0.0.1:1/a%20b failed with a ValueError from this very line).
+    def detail(reason: str) -> str:
+        return f"{method} {where}: {reason} ({type(cause).__name__})"
+
     if isinstance(exc, requests.exceptions.SSLError):
-        return PermanentError(detail % "TLS failure")
+        return PermanentError(detail("TLS failure"))
     if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return TransientError(detail % "connect timeout")
+        return TransientError(detail("connect timeout"))
     if isinstance(exc, requests.exceptions.ReadTimeout):
-        return TransientError(detail % "read timeout")
+        return TransientError(detail("read timeout"))
     if isinstance(exc, requests.exceptions.ContentDecodingError):
-        return PermanentError(detail % "undecodable body")
+        return PermanentError(detail("undecodable body"))
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
         if isinstance(cause, socket.gaierror):
-            return TransientError(detail % "DNS failure")
+            return TransientError(detail("DNS failure"))
         if isinstance(cause, TimeoutError):  # a read timeout while streaming the body
-            return TransientError(detail % "read timeout")
-        return TransientError(detail % "connection failed")
+            return TransientError(detail("read timeout"))
+        return TransientError(detail("connection failed"))
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
                         requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader)):
-        return PermanentError(detail % "invalid request")
-    return TransientError(detail % "request failed")
+        return PermanentError(detail("invalid request"))
+    return TransientError(detail("request failed"))
 
 
 def _read_body(method: str, where: str, response: requests.Response, max_bytes: int) -> None:
@@ -318,7 +386,8 @@ def _read_body(method: str, where: str, response: requests.Response, max_bytes: 
 def http_request(method: str, url: str, *, timeout: tuple[float, float], retry: int = 0,
                  headers: Mapping[str, str] | None = None, data: Any = None, json: Any = None,
                  auth: Any = None, allow_redirects: bool = False, max_bytes: int = DEFAULT_MAX_BYTES,
-                 connection_id: int | str | None = None, hide_path: bool = False) -> requests.Response:
+                 connection_id: int | str | None = None, hide_path: bool = False,
+                 allowed_hosts: Collection[str] | None = None) -> requests.Response:
     """Make one outbound HTTP call and return the response for a 2xx or 3xx status.
 
     ``timeout`` is a required (connect, read) pair. ``retry`` allows one more try (never
@@ -328,24 +397,21 @@ def http_request(method: str, url: str, *, timeout: tuple[float, float], retry: 
     408, 429 with ``retry_after``) or ``PermanentError`` (other 4xx, TLS, egress refusal,
     more than ``max_bytes``); 4xx/5xx errors carry the ``response``. ``hide_path`` keeps a
     secret-bearing path (a Slack incoming-webhook URL) out of messages and logs.
+    ``URLRefused`` (permanent, nothing sent) for a URL ``url_policy`` refuses, or whose host
+    is not in ``allowed_hosts`` when the caller gives one (checked again on the connection).
     """
     _check_timeout(timeout)
     if allow_redirects:
         raise ValueError("redirects are never followed; handle the 3xx response instead")
     method = method.upper()
     where = safe_url(url, hide_path=hide_path)
-    try:
-        scheme = urlsplit(url).scheme
-    except ValueError:
-        raise PermanentError(f"{method} {where}: the URL is malformed") from None
-    if scheme not in ("http", "https"):
-        raise PermanentError(f"{method} {where}: only http and https URLs are allowed")
+    check_destination(method, url, allowed_hosts=allowed_hosts, hide_path=hide_path)
     tries = 1 + (min(max(retry, 0), 1) if method in IDEMPOTENT_METHODS else 0)
     for attempt in range(1, tries + 1):
         try:
             return _attempt(method, url, where, timeout=timeout, headers=headers, data=data, json=json,
                             auth=auth, max_bytes=max_bytes, connection_id=connection_id,
-                            hide_path=hide_path)
+                            hide_path=hide_path, allowed_hosts=allowed_hosts)
         except TransientError as exc:
             wait = exc.retry_after if exc.retry_after is not None else random.uniform(*RETRY_PAUSE_SECONDS)
             if attempt == tries or wait > MAX_INLINE_WAIT_SECONDS:
@@ -357,10 +423,10 @@ def http_request(method: str, url: str, *, timeout: tuple[float, float], retry: 
 
 def _attempt(method: str, url: str, where: str, *, timeout: tuple[float, float], headers: Mapping[str, str] | None,
              data: Any, json: Any, auth: Any, max_bytes: int, connection_id: int | str | None,
-             hide_path: bool) -> requests.Response:
+             hide_path: bool, allowed_hosts: Collection[str] | None) -> requests.Response:
     started = time.monotonic()
     response: requests.Response | None = None
-    with egress_session(timeout, hide_path=hide_path) as session:
+    with egress_session(timeout, hide_path=hide_path, allowed_hosts=allowed_hosts) as session:
         try:
             response = session.request(method, url, headers=dict(headers or {}), data=data, json=json, auth=auth,
                                        timeout=timeout, allow_redirects=False, stream=True)

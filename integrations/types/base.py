@@ -8,13 +8,12 @@ that name the field.
 """
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 from integrations.types.probing import HealthResult, ProbeContext
+from synthorg import url_policy
 
 Validator = Callable[[Any], None]
 
@@ -71,28 +70,17 @@ class ConnectionType:
 
 # --- validators -------------------------------------------------------------------------------
 
-def _is_loopback_host(host: str) -> bool:
-    if host in {"localhost", "localhost.localdomain"} or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
+# URL rules live in synthorg.url_policy, the module synthorg.http also checks every request
+# with, so what a field accepts and where the service connects are decided by one parser.
 
 def http_url(value: Any) -> None:
-    parsed = urlparse(value)
-    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
-        raise ValueError("must be an absolute http:// or https:// URL")
-    if parsed.username or parsed.password:
-        raise ValueError("must not carry credentials in the URL; use the secret fields")
+    """An http(s) URL both parsers read alike: no backslash, user info, whitespace, control chars."""
+    url_policy.check_url(value)
 
 
 def https_url_unless_loopback(value: Any) -> None:
-    http_url(value)
-    parsed = urlparse(value)
-    if parsed.scheme != "https" and not _is_loopback_host(parsed.hostname or ""):
-        raise ValueError("must use https:// (plain http:// is allowed only for loopback hosts)")
+    """``http_url``, and https unless the host is loopback."""
+    url_policy.check_https_url(value)
 
 
 def port_number(value: Any) -> None:

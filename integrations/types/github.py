@@ -1,36 +1,46 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from integrations.types.base import ConnectionType, FieldSpec, https_url_unless_loopback
 from integrations.types.http_probe import http_probe_call
 from integrations.types.probing import HealthResult, ProbeContext, healthy, unhealthy
+from synthorg import url_policy
 from synthorg.config import get_config
 from synthorg.egress import normalize_host
 
 DEFAULT_API_URL = "https://api.github.com"
-# GitHub.com and GitHub Enterprise Cloud with data residency; a GitHub Enterprise Server
-# host must be named in integrations.health.github_allowed_hosts.
-GITHUB_DOMAINS = ("github.com", "ghe.com")
+GITHUB_API_HOST = "api.github.com"
+
+
+def allowed_api_hosts() -> frozenset[str]:
+    """The hosts a GitHub token may go to: api.github.com and the operator's GitHub Enterprise hosts.
+
+    Exact names only (issue 12). No ``*.ghe.com``: anyone can own a GitHub Enterprise Cloud
+    tenant, so ``api.<their-tenant>.ghe.com`` would receive our token; a tenant's API host
+    (``api.acme.ghe.com``) is listed in ``integrations.health.github_allowed_hosts`` like a
+    GitHub Enterprise Server host.
+    """
+    configured = get_config().integrations.health.github_allowed_hosts
+    return frozenset({GITHUB_API_HOST, *(normalize_host(h) for h in configured)})
 
 
 def token_host_allowed(host: str) -> bool:
-    """May the token be sent to ``host``? api.github.com, *.github.com, *.ghe.com, or an operator's host."""
-    host = normalize_host(host)
-    if host == "api.github.com" or any(host.endswith("." + domain) for domain in GITHUB_DOMAINS):
-        return True
-    allowed = {normalize_host(h) for h in get_config().integrations.health.github_allowed_hosts}
-    return host in allowed
+    """May the token be sent to ``host``?"""
+    return url_policy.host_allowed(host, allowed_api_hosts())
 
 
 def probe(context: ProbeContext) -> HealthResult:
     api_url = str(context.values.get("api_url") or DEFAULT_API_URL).rstrip("/")
-    host = urlsplit(api_url).hostname or ""
+    try:
+        # The same reading synthorg.http connects by; a URL stored before the rule is refused here.
+        host = url_policy.check_https_url(api_url).host
+    except url_policy.UnsafeURL as exc:
+        return unhealthy(f"token not sent: api_url {exc}")
     if not token_host_allowed(host):
         # Checked before any request: a mistyped or hostile api_url must not receive the token.
-        return unhealthy(f"token not sent: {normalize_host(host)} is not a GitHub host; add it to "
-                         "integrations.health.github_allowed_hosts if it is your GitHub Enterprise Server")
-    response = http_probe_call(context, "GET", f"{api_url}/user", headers={
+        return unhealthy(f"token not sent: {host} is not a GitHub API host; add it to "
+                         "integrations.health.github_allowed_hosts if it is your GitHub Enterprise host")
+    # The wrapper checks the allowlist again on the host it actually connects to.
+    response = http_probe_call(context, "GET", f"{api_url}/user", allowed_hosts=allowed_api_hosts(), headers={
         "Authorization": f"Bearer {context.values.get('token', '')}",
         "Accept": "application/vnd.github+json",
         "X-GitHub-Api-Version": "2022-11-28",

@@ -48,8 +48,13 @@ def test_github_rate_limited_degraded_with_retry_after() -> None:
 
 
 @responses.activate
-def test_github_enterprise_cloud_host_receives_the_token() -> None:
+def test_github_enterprise_cloud_host_receives_the_token_only_when_listed(integrations_config: Any) -> None:
+    # Anyone can own a ghe.com tenant: *.ghe.com is not trusted as such (issue 12).
     responses.get("https://api.acme.ghe.com/user", json={"login": "acme-bot"})
+    refused = github.probe(context({"token": TOKEN, "api_url": "https://api.acme.ghe.com"}))
+    assert refused.status == UNHEALTHY and "token not sent" in refused.detail
+    assert len(responses.calls) == 0
+    integrations_config({"health": {"github_allowed_hosts": ["api.acme.ghe.com"]}})
     result = github.probe(context({"token": TOKEN, "api_url": "https://api.acme.ghe.com"}))
     assert result.status == HEALTHY
 
@@ -73,9 +78,10 @@ def test_github_allowed_hosts_key_admits_an_enterprise_server(integrations_confi
 
 
 def test_github_lookalike_hosts_not_allowed() -> None:
-    for host in ("github.com.evil.test", "evilgithub.com", "api.github.co", "ghe.com.evil.test"):
+    for host in ("github.com.evil.test", "evilgithub.com", "api.github.co", "ghe.com.evil.test",
+                 "localhost.github.com", "api.evil.ghe.com", "uploads.github.com"):
         assert not github.token_host_allowed(host), host
-    for host in ("api.github.com", "API.GitHub.com.", "uploads.github.com", "x.ghe.com"):
+    for host in ("api.github.com", "API.GitHub.com."):
         assert github.token_host_allowed(host), host
 
 

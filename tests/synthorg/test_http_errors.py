@@ -145,7 +145,7 @@ def test_missing_or_bad_timeout_is_refused(peer: HttpPeer, timeout: Any) -> None
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/file", "file:///etc/passwd", "gopher://127.0.0.1:70/x"])
 def test_non_http_scheme_raises_permanent(url: str) -> None:
-    with pytest.raises(PermanentError, match="only http and https"):
+    with pytest.raises(PermanentError, match="absolute http:// or https:// URL"):
         http_request("GET", url, timeout=FAST)
 
 
