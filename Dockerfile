@@ -1,4 +1,4 @@
-# One image for web, worker and beat (see docker-compose.yml).
+# One image for web, worker and beat (see docker-compose.yml; nginx uses its official image).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,4 +17,6 @@ RUN SECRET_KEY=build-only-not-a-secret-0123456789abcdefghijklmnopqrstuvwxyz \
 
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "synthorg.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]
+# Settings (bind, workers, timeouts, access log) live in deploy/gunicorn.conf.py; run it behind
+# nginx (deploy/nginx.conf), never published directly.
+CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "synthorg.wsgi"]
