@@ -178,14 +178,14 @@ def test_change_form_never_renders_secret_and_shows_webhook_url(admin_client: Cl
 
 def test_change_blank_secret_keeps_stored_value(admin_client: Client) -> None:
     connection = make_github()
-    response = admin_client.post(change_url(connection),
-                                 edit_post(connection, field_api_url="https://ghe.example.com/api/v3"))
+    # Not a destination change (api_url would need the token again: test_destination_admin.py).
+    response = admin_client.post(change_url(connection), edit_post(connection, rate_limit_rpm="10"))
     assert response.status_code == 302
     connection.refresh_from_db()
-    assert connection.config["api_url"] == "https://ghe.example.com/api/v3"
+    assert connection.rate_limit_rpm == 10
     assert services.connection_secrets(connection) == {"token": TOKEN}
     event = AuditEvent.objects.get(action="connection.update")
-    assert event.details["changed"] == {"config_fields": ["api_url"]}
+    assert event.details["changed"] == {"rate_limit": ["requests_per_minute"]}
 
 
 def test_change_new_secret_replaces_and_logs_field_name_only(admin_client: Client) -> None:

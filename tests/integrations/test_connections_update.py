@@ -64,10 +64,13 @@ def test_null_removes_a_field(operator_client: APIClient, gh: Connection) -> Non
 
 
 def test_null_on_non_secret_field_restores_its_default(operator_client: APIClient, gh: Connection) -> None:
-    operator_client.patch(f"{URL}/gh", {"credentials": {"api_url": "https://ghe.example.com/api/v3"}}, format="json")
+    # api_url is a destination: the secrets come again (the same values, so they are not re-stored).
+    same = {"token": "tok-1", "signing_secret": "sig-1"}
+    operator_client.patch(f"{URL}/gh", {"credentials": {"api_url": "https://ghe.example.com/api/v3", **same}},
+                          format="json")
     assert Connection.objects.get(pk=gh.pk).config == {"api_url": "https://ghe.example.com/api/v3"}
     assert record_of(gh).version == 1  # config only: the secrets are not re-encrypted
-    operator_client.patch(f"{URL}/gh", {"credentials": {"api_url": None}}, format="json")
+    operator_client.patch(f"{URL}/gh", {"credentials": {"api_url": None, **same}}, format="json")
     assert Connection.objects.get(pk=gh.pk).config == {"api_url": "https://api.github.com"}
 
 
