@@ -51,13 +51,18 @@ def test_replay_and_rate_limit_are_shared_by_two_web_processes_and_survive_resta
 
 
 def test_nothing_lost_or_doubled_when_broker_and_worker_fail(tmp_path: Path) -> None:
+    from synthorg.config import get_config
+
+    defaults = get_config().integrations.webhooks
+    assert defaults.rate_limit_rpm > 0 and defaults.flood_rpm_per_ip > 0
     make_github()
     services.trigger_rule_create(data={"name": "all", "event_type": "*", "workflow": "log_event"})
     redis_port = free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     redis = processes.redis_server(redis_port, tmp_path)
-    env = processes.service_env(tmp_path, redis_url, rate_limit_rpm=0, flood_rpm_per_ip=0, publish_stuck_seconds=3,
-                                publish_sweep_interval_seconds=1)
+    # The default deployment (issue 13): one Redis for the broker and the limits, both limits on
+    # (turning them off hid the 503s a dead Redis caused). The Redis kill below lands mid-burst.
+    env = processes.service_env(tmp_path, redis_url, publish_stuck_seconds=3, publish_sweep_interval_seconds=1)
     env["SYNTHORG_BROKER_VISIBILITY_TIMEOUT"] = "3600"
     started: list[processes.Proc] = [redis]
     try:
