@@ -32,7 +32,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from catalog import selectors, services
 from catalog.entries import CatalogEntry, OptionSpec, bundled_catalog
-from catalog.models import Installation, VerifyJob
+from catalog.models import CatalogPage, Installation, VerifyJob
 from integrations.selectors import connection_list
 from synthorg.admin import RecordAdmin
 from synthorg.errors import SynthorgError
@@ -277,3 +277,26 @@ class VerifyJobAdmin(RecordAdmin):
     list_filter = ("status", "entry_id")
     readonly_fields = ("id", "entry_id", "status", "tools", "error", "requested_by", "created_at", "started_at",
                        "finished_at")
+
+
+@admin.register(CatalogPage)
+class CatalogPageAdmin(admin.ModelAdmin):
+    """The catalog's own sidebar and dashboard entry: its changelist is the catalog page."""
+
+    def _installations(self) -> InstallationAdmin:
+        return self.admin_site.get_model_admin(Installation)  # type: ignore[return-value]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._installations().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return self._installations().catalog_view(request)

@@ -13,8 +13,11 @@ class CatalogConfig(AppConfig):
             checks,  # noqa: F401  (registers catalog.E001)
             services,
         )
+        from catalog.dashboard import catalog_card
         from integrations import dependants, tunnel
-        from synthorg import public_url
+        from synthorg import dashboard, public_url
+
+        dashboard.register("catalog", catalog_card)
 
         dependants.register("catalog", dependants.Dependant(
             label="MCP installations",

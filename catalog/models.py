@@ -31,6 +31,18 @@ class Installation(models.Model):
         return self.entry_id
 
 
+class CatalogPage(Installation):
+    """No data of its own: the MCP server catalog's entry in the admin's sidebar and on the
+    dashboard (issue 13 §6; it was reachable only through Installations). Its changelist URL
+    shows the catalog page; seeing it takes the permission to view installations."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "MCP server catalog"
+        verbose_name_plural = "MCP server catalog"
+        default_permissions = ()
+
+
 class VerifyJob(models.Model):
     """One verify run: launched by a worker, polled by the caller."""
 

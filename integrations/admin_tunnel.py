@@ -75,6 +75,8 @@ class TunnelAdmin(ReadOnlyAdmin):
             "auth_token_env": config.auth_token_env,
             "can_control": request.user.has_perm(TUNNEL_PERMISSION),
             "refresh_seconds": REFRESH_SECONDS if transitioning else None,
+            # Start only where it could do something: enabled, and neither up nor on its way up.
+            "start_offered": status.enabled and status.status != "running" and status.desired != "running",
             "webhook_urls": _webhook_urls(status, request),
             **(extra_context or {}),
         }

@@ -186,6 +186,9 @@ class TunnelState(models.Model):
 
     class Meta:
         permissions = [("control_tunnel", "Can start and stop the ngrok tunnel")]
+        # One row, shown as the tunnel page: the sidebar says "Tunnel", not "Tunnel states".
+        verbose_name = "tunnel"
+        verbose_name_plural = "tunnel"
 
     def __str__(self) -> str:
         return f"tunnel {self.status} (desired {self.desired})"

@@ -28,9 +28,11 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
 from oauthflow import selectors, services
+from oauthflow.badges import oauth_badge, oauth_badge_html
 from oauthflow.dashboard import EXPIRING_SOON
 from oauthflow.models import OAuthDeviceFlow, OAuthToken
 from synthorg.admin import RecordAdmin
+from synthorg.csp import csp_allow
 from synthorg.errors import SynthorgError
 
 CONNECT_PERMISSION = "oauthflow.add_oauthtoken"
@@ -68,16 +70,20 @@ class ExpiryFilter(admin.SimpleListFilter):
 
 @admin.register(OAuthToken)
 class OAuthTokenAdmin(RecordAdmin):
-    list_display = ("connection", "grant_type", "status", "expires_at", "last_refreshed_at", "failure_count",
+    list_display = ("connection", "grant_type", "status_badge", "expires_at", "last_refreshed_at", "failure_count",
                     "has_refresh_token", "connect_link")
     list_filter = ("status", ExpiryFilter, "grant_type")
     search_fields = ("connection__name",)
     list_select_related = ("connection",)
     # ciphertext, key_id and the lease internals are left out on purpose.
-    fields = ("connection", "grant_type", "status", "token_type", "scopes", "expires_at", "obtained_at",
+    fields = ("connection", "grant_type", "status_badge", "token_type", "scopes", "expires_at", "obtained_at",
               "last_refreshed_at", "has_refresh_token", "failure_count", "last_error", "next_attempt_at",
               "connect_link")
     readonly_fields = fields
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: OAuthToken) -> str:
+        return oauth_badge_html(obj)
 
     @admin.display(description="Connect")
     def connect_link(self, obj: OAuthToken) -> str:
@@ -114,11 +120,16 @@ class OAuthTokenAdmin(RecordAdmin):
         context = self._context(
             request, f"Connect {connection.name}", connection=connection, token_status=token_status,
             scopes=" ".join(connection.config.get("scopes") or []), error=error,
+            oauth_badge=oauth_badge(OAuthToken.objects.filter(connection=connection).first()),
             has_auth_url=bool(connection.config.get("auth_url")),
             has_device_url=bool(connection.config.get("device_authorization_url")),
             can_connect=request.user.has_perm(CONNECT_PERMISSION),
             connection_url=reverse("admin:integrations_connection_change", args=[connection.pk]))
-        return TemplateResponse(request, "admin/oauthflow/connect.html", context, status=status)
+        response = TemplateResponse(request, "admin/oauthflow/connect.html", context, status=status)
+        # The Connect form posts here and is redirected to the provider: browsers check that
+        # redirect against this page's CSP form-action, so the provider's origin joins it.
+        csp_allow(response, "form-action", connection.config.get("auth_url") or "")
+        return response
 
     @method_decorator(require_GET)
     def connect_view(self, request: HttpRequest, connection_name: str) -> HttpResponse:

@@ -133,6 +133,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from the package, never a CDN (issue 12 §6)
     "django_celery_beat",
     "synthorg",
     "integrations",
@@ -144,6 +145,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "synthorg.middleware.RequestIdMiddleware",
+    # Early, so even the refusals of the middlewares below carry the policy.
+    "synthorg.csp.ContentSecurityPolicyMiddleware",
     "synthorg.middleware.NulCharacterMiddleware",
     # Before host validation: the tunnel's public host reaches only webhooks and the OAuth callback.
     "synthorg.tunnel_middleware.TunnelHostMiddleware",
@@ -318,6 +321,10 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {},
     "DISABLE_ERRORS_AND_WARNINGS": False,
+    # Swagger UI's files come from drf-spectacular-sidecar (pinned), served as our static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         # Plain Django views that DRF cannot introspect describe themselves here.

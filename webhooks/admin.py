@@ -126,17 +126,28 @@ class TriggerRuleAdmin(admin.ModelAdmin):
             services.trigger_rule_delete(rule_id=rule_id, actor=request.user, request=request)
 
 
+RUN_STATUS_WORDS = {WorkflowRun.Status.PENDING: "queued", WorkflowRun.Status.RUNNING: "running",
+                    WorkflowRun.Status.SUCCEEDED: "succeeded", WorkflowRun.Status.FAILED: "failed"}
+
+
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(RecordAdmin):
     # Runs are records; the only change is a retry, behind its own permission.
-    list_display = ("id", "rule_name", "workflow", "connection_name", "event_type", "status", "attempts",
+    list_display = ("id", "rule_name", "workflow", "connection_name", "event_type", "status_badge", "attempts",
                     "error_short", "created_at", "finished_at")
     list_filter = ("status", "workflow", "rule_name")
     search_fields = ("rule_name", "event_id", "connection_name", "error")
     actions = ("retry_selected",)
     readonly_fields = ("rule", "rule_name", "workflow", "parameters", "event_id", "delivery", "connection_name",
-                       "event_type", "status", "attempts", "error", "result", "created_at", "next_attempt_at",
+                       "event_type", "status_badge", "attempts", "error", "result", "created_at", "next_attempt_at",
                        "started_at", "finished_at", "retry_button")
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: WorkflowRun) -> str:
+        # A pending run is waiting for a worker: "queued", the word the Retry message uses.
+        word = RUN_STATUS_WORDS.get(obj.status, obj.status)
+        return format_html('<span class="console-badge run-status {}" data-status="{}">{}</span>',
+                           word, obj.status, word)
 
     @admin.display(description="error", ordering="error")
     def error_short(self, obj: WorkflowRun) -> str:

@@ -398,7 +398,7 @@ def workflow_run_retry(*, run_id: int, actor: Any = None, request: HttpRequest |
     with transaction.atomic():
         reset = WorkflowRun.objects.filter(pk=run_id, status=WorkflowRun.Status.FAILED).update(
             status=WorkflowRun.Status.PENDING, attempts=0, next_attempt_at=None, started_at=None,
-            finished_at=None)
+            finished_at=None, error="")  # queued again: the old error stays in the audit event only
         run = WorkflowRun.objects.filter(pk=run_id).first()
         if run is None:
             raise NotFound(f"No workflow run {run_id}.", code="workflow_run_not_found")
