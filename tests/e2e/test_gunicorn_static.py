@@ -17,8 +17,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_admin_static_files_served_by_gunicorn_without_debug(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNTHORG_", "DJANGO_", "CELERY_"))
-           and k not in {"DEBUG", "DATABASE_URL", "REDIS_URL"}}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNTHORG_", "DJANGO_", "CELERY_", "GUNICORN_"))
+           and k not in {"DEBUG", "DATABASE_URL", "REDIS_URL", "WEB_CONCURRENCY"}}
     env.update({"SECRET_KEY": "prod-like-" + "abcdefghij" * 5, "SYNTHORG_MASTER_KEY": "qbYj6U5c3rSRlFqbpNHXHw0fyV0TGCkZjmdYk1t1l0A=",
                 "SYNTHORG_VAR_DIR": str(tmp_path), "STATIC_ROOT": str(tmp_path / "static"),
                 "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3", "SYNTHORG_ALLOW_INSECURE_HTTP": "1"})
@@ -27,8 +27,10 @@ def test_admin_static_files_served_by_gunicorn_without_debug(tmp_path: Path) -> 
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
                    check=True, timeout=120)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "synthorg.wsgi", "--bind", f"127.0.0.1:{port}",
-                               "--workers", "1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    # The deployment's own gunicorn settings (deploy/gunicorn.conf.py), on a free port.
+    env.update({"GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"})
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+                               "synthorg.wsgi"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:

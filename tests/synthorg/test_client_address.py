@@ -106,3 +106,34 @@ def test_forwarded_host_counts_only_from_a_trusted_proxy(settings: Any) -> None:
     assert request_hosts(request) == ["abc.ngrok-free.app"]
     settings.SYNTHORG_CONFIG_OVERRIDES = {"trusted_proxies": ["127.0.0.1/32"]}
     assert request_hosts(request) == ["abc.ngrok-free.app", "127.0.0.1"]
+
+
+# --- the callers: the receiver's flood guard and the audit log ------------------------------
+
+@pytest.mark.django_db
+def test_forged_forwarded_for_gives_a_flooder_no_fresh_bucket(settings: Any) -> None:
+    from django.test import Client
+
+    from tests.webhooks.receiving import post
+    from webhooks.models import ReceiptSample
+
+    settings.SYNTHORG_CONFIG_OVERRIDES = {"trusted_proxies": ["10.0.0.0/8"], "webhooks": {"flood_rpm_per_ip": 2}}
+    proxy = Client(REMOTE_ADDR="10.0.0.2")
+    codes = [post(proxy, "nobody", "auto", b"{}", {}, HTTP_X_FORWARDED_FOR=f"{i}.{i}.{i}.{i}, 198.51.100.7"
+                  ).status_code for i in range(1, 5)]
+    assert codes == [401, 401, 429, 429]
+    # Another sender behind the same proxy has its own budget (not the proxy's).
+    assert post(proxy, "nobody", "auto", b"{}", {}, HTTP_X_FORWARDED_FOR="198.51.100.8").status_code == 401
+    assert set(ReceiptSample.objects.values_list("remote_ip", flat=True)) == {"198.51.100.7", "198.51.100.8"}
+
+
+@pytest.mark.django_db
+def test_audit_ip_is_the_client_address(settings: Any) -> None:
+    from django.test import RequestFactory
+
+    from synthorg.audit import client_ip
+
+    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7")
+    assert client_ip(request) == "10.0.0.2"
+    settings.SYNTHORG_CONFIG_OVERRIDES = {"trusted_proxies": ["10.0.0.0/8"]}
+    assert client_ip(request) == "198.51.100.7"
