@@ -5,11 +5,11 @@ that change state are POST-only views, protected by CSRF (the admin site wraps t
 their own permission, each calling one service:
 
 =========================  ===============================  ==============================
-control                    URL name (``admin:`` namespace)  permission
+control                    URL name (``admin:`` namespace)  action (`synthorg.permissions`)
 =========================  ===============================  ==============================
-install / update           ``catalog_install``              ``catalog.add_installation``
-uninstall                  ``catalog_uninstall``            ``catalog.delete_installation``
-verify (queue a job)       ``catalog_verify``               ``catalog.verify_installation``
+install / update           ``catalog_install``              ``mcp.install``
+uninstall                  ``catalog_uninstall``            ``mcp.uninstall``
+verify (queue a job)       ``catalog_verify``               ``mcp.verify``
 =========================  ===============================  ==============================
 
 Verify runs as the existing Celery job (`verify_job_create`); the entry page shows the
@@ -34,21 +34,17 @@ from catalog import selectors, services
 from catalog.entries import CatalogEntry, OptionSpec, bundled_catalog
 from catalog.models import CatalogPage, Installation, VerifyJob
 from integrations.selectors import connection_list
+from synthorg import permissions
 from synthorg.admin import RecordAdmin
 from synthorg.errors import SynthorgError
 
-INSTALL_PERMISSION = "catalog.add_installation"
-UNINSTALL_PERMISSION = "catalog.delete_installation"
-VERIFY_PERMISSION = "catalog.verify_installation"
+INSTALL_ACTION = "mcp.install"
+UNINSTALL_ACTION = "mcp.uninstall"
+VERIFY_ACTION = "mcp.verify"
 # Jobs shown on an entry's page (the verify job list has the rest).
 RECENT_JOBS = 5
 # While a verify job is queued or running the entry page reloads itself this often.
 JOB_REFRESH_SECONDS = 3
-
-
-def _require(request: HttpRequest, permission: str) -> None:
-    if not request.user.has_perm(permission):
-        raise PermissionDenied
 
 
 class InstallForm(forms.Form):
@@ -139,7 +135,7 @@ class InstallationAdmin(admin.ModelAdmin):
             self.message_user(request, f"Verify of {installation.entry_id} queued (job {job.pk}).")
 
     def has_verify_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm(VERIFY_PERMISSION))
+        return permissions.allowed(request.user, VERIFY_ACTION)
 
     @admin.action(description="Uninstall", permissions=["uninstall"])
     def uninstall_selected(self, request: HttpRequest, queryset: QuerySet[Installation]) -> None:
@@ -148,7 +144,7 @@ class InstallationAdmin(admin.ModelAdmin):
         self.message_user(request, "Uninstalled.", messages.SUCCESS)
 
     def has_uninstall_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm(UNINSTALL_PERMISSION))
+        return permissions.allowed(request.user, UNINSTALL_ACTION)
 
     # --- the catalog pages ------------------------------------------------------------------
 
@@ -214,8 +210,9 @@ class InstallationAdmin(admin.ModelAdmin):
         context = self._context(
             request, f"MCP server: {entry.name}", entry=entry, installation=installation, jobs=jobs, form=form,
             refresh_seconds=JOB_REFRESH_SECONDS if pending else None,
-            can_install=user.has_perm(INSTALL_PERMISSION), can_uninstall=user.has_perm(UNINSTALL_PERMISSION),
-            can_verify=user.has_perm(VERIFY_PERMISSION), disabled=self._catalog_disabled(request),
+            can_install=permissions.allowed(user, INSTALL_ACTION),
+            can_uninstall=permissions.allowed(user, UNINSTALL_ACTION),
+            can_verify=permissions.allowed(user, VERIFY_ACTION), disabled=self._catalog_disabled(request),
             catalog_url=reverse("admin:catalog_browse"))
         return TemplateResponse(request, "admin/catalog/entry.html", context, status=status)
 
@@ -227,7 +224,7 @@ class InstallationAdmin(admin.ModelAdmin):
 
     @method_decorator(require_POST)
     def install_view(self, request: HttpRequest, entry_id: str) -> HttpResponse:
-        _require(request, INSTALL_PERMISSION)
+        permissions.require(request.user, INSTALL_ACTION)
         entry = self._entry_or_404(entry_id)
         form = InstallForm(entry, request.POST)
         if not form.is_valid():
@@ -250,7 +247,7 @@ class InstallationAdmin(admin.ModelAdmin):
 
     @method_decorator(require_POST)
     def uninstall_view(self, request: HttpRequest, entry_id: str) -> HttpResponse:
-        _require(request, UNINSTALL_PERMISSION)
+        permissions.require(request.user, UNINSTALL_ACTION)
         entry = self._entry_or_404(entry_id)
         removed = services.installation_uninstall(entry_id=entry.id, actor=request.user, request=request)
         self.message_user(request, f"{entry.name} uninstalled." if removed else f"{entry.name} was not installed.",
@@ -259,7 +256,7 @@ class InstallationAdmin(admin.ModelAdmin):
 
     @method_decorator(require_POST)
     def verify_view(self, request: HttpRequest, entry_id: str) -> HttpResponse:
-        _require(request, VERIFY_PERMISSION)
+        permissions.require(request.user, VERIFY_ACTION)
         entry = self._entry_or_404(entry_id)
         try:
             job = services.verify_job_create(entry_id=entry.id, actor=request.user, request=request)

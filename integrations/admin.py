@@ -9,7 +9,7 @@ fields to `ConnectionAdmin.state_fields` (shown in the "State" fieldset of the c
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.contrib import admin, messages
@@ -25,8 +25,9 @@ from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from integrations import dependants, services
-from integrations.admin_controls import ConnectionControlsMixin
+from integrations.admin_controls import ConnectionControlsMixin, current_request, current_user_may, needs_note
 from integrations.forms import (
+    FIELD_PREFIX,
     ConnectionForm,
     ConnectionTypeChoiceForm,
     connection_form_class,
@@ -34,7 +35,9 @@ from integrations.forms import (
 )
 from integrations.models import Connection
 from integrations.types import REGISTRY, get_type
+from synthorg import permissions
 from synthorg.errors import SynthorgError
+from synthorg.public_url import webhook_url
 
 FORCE_PARAMETER = "force"
 # "Check now" probes at most this many connections per click (the sweep handles the rest).
@@ -88,6 +91,8 @@ class ConnectionAdmin(ConnectionControlsMixin, admin.ModelAdmin):
     def oauth_connect_link(self, obj: Connection) -> str:
         if obj.connection_type != "oauth_app":
             return "—"
+        if not current_user_may("oauth.status"):
+            return needs_note("oauth.status")
         # The console's Connect page: token status, the code flow and the device flow.
         url = reverse("admin:oauthflow_connect", args=[obj.name])
         return format_html('<a class="button" href="{}" id="oauth-console">Connect</a>', url)
@@ -102,7 +107,10 @@ class ConnectionAdmin(ConnectionControlsMixin, admin.ModelAdmin):
         text = obj.health_last_error
         return text if len(text) <= 80 else text[:79] + "…"
 
-    @admin.action(description="Check now (probe the selected connections)")
+    def has_check_permission(self, request: HttpRequest) -> bool:
+        return permissions.allowed(request.user, "connection.check")
+
+    @admin.action(description="Check now (probe the selected connections)", permissions=["check"])
     def check_now(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
         from integrations import health
 
@@ -122,6 +130,19 @@ class ConnectionAdmin(ConnectionControlsMixin, admin.ModelAdmin):
     def secret_fields_display(self, obj: Connection) -> str:
         # Names only: values are never read here.
         return ", ".join(obj.secret_fields) or "(none)"
+
+    # --- what a view-only user sees --------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        # A user without change_connection gets every field of the change page read-only, and
+        # Django renders a read-only field by looking its name up on the admin, then on the
+        # model. The type's fields and the webhook URL exist only in the form, so they showed
+        # "None" (issue 12); here they are read from the connection instead.
+        if name.startswith(FIELD_PREFIX):
+            return _config_display(name.removeprefix(FIELD_PREFIX))
+        if name == "webhook_url":
+            return _webhook_url_display
+        raise AttributeError(name)
 
     # --- forms --------------------------------------------------------------------------------
 
@@ -154,6 +175,10 @@ class ConnectionAdmin(ConnectionControlsMixin, admin.ModelAdmin):
         fields_of_type = (f"{ctype.label} settings", {
             "fields": type_field_names(ctype, add=obj is None),
             "description": "Secret fields are write-only: leave them blank to keep the stored value."})
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only: the values of the non-secret fields; secrets are listed by name under State.
+            fields_of_type = (f"{ctype.label} settings", {
+                "fields": [FIELD_PREFIX + spec.name for spec in ctype.fields if not spec.secret]})
         if obj is None:
             return [(None, {"fields": ["name", "connection_type"]}), fields_of_type, limits,
                     ("Metadata", {"fields": ["metadata"], "classes": ["collapse"]})]
@@ -265,6 +290,29 @@ class ConnectionAdmin(ConnectionControlsMixin, admin.ModelAdmin):
             _, name, description = actions["delete_selected"]
             actions["delete_selected"] = (_delete_selected_through_services, name, description)
         return actions
+
+
+def _config_display(field: str) -> Callable[[Connection], str]:
+    def display(obj: Connection) -> str:
+        spec = next((s for s in get_type(obj.connection_type).fields if s.name == field), None)
+        if spec is None or spec.secret:
+            return "—"  # secret values are never read here
+        value = obj.config.get(field)
+        if value is None or value == "":
+            return "—" if spec.default in (None, "") else f"(default: {spec.default})"
+        if isinstance(value, list):
+            return " ".join(str(item) for item in value)
+        return str(value)
+
+    display.short_description = field  # type: ignore[attr-defined]
+    return display
+
+
+def _webhook_url_display(obj: Connection) -> str:
+    return webhook_url(obj.name, current_request()) or "(set SYNTHORG_PUBLIC_URL or start the tunnel)"
+
+
+_webhook_url_display.short_description = "webhook URL"  # type: ignore[attr-defined]
 
 
 def _error_text(exc: Exception) -> str:

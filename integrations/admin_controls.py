@@ -5,9 +5,12 @@ button with its own ``formaction`` (POSTed with the page's CSRF token; the other
 the form are ignored). The views are POST-only, check their own permission and call one
 service:
 
-* Check now — ``integrations.change_connection`` — `health.connection_health_check(force=True)`
-* Reveal — ``integrations.reveal_secret`` (checked and audited by `services.secret_reveal`) —
+* Check now — action ``connection.check`` — `health.connection_health_check(force=True)`
+* Reveal — action ``connection.reveal_secret`` (checked and audited by `services.secret_reveal`) —
   answers a ``Cache-Control: no-store`` page that shows the value this once.
+
+The permissions come from `synthorg.permissions.ACTIONS`, as the API's do; a user who may
+not use a control does not see its button (a note names the permission instead).
 """
 from __future__ import annotations
 
@@ -30,11 +33,12 @@ from integrations import health, services
 from integrations.models import Connection
 from integrations.ratelimit import RateLimitExceeded
 from integrations.types import get_type
+from synthorg import permissions
 from synthorg.errors import SynthorgError
 from synthorg.public_url import webhook_url
 
-CHECK_PERMISSION = "integrations.change_connection"
-REVEAL_PERMISSION = "integrations.reveal_secret"
+CHECK_ACTION = "connection.check"
+REVEAL_ACTION = "connection.reveal_secret"
 REVEAL_FIELD_PARAMETER = "reveal_field"
 
 
@@ -43,8 +47,19 @@ REVEAL_FIELD_PARAMETER = "reveal_field"
 _current = threading.local()
 
 
-def _request() -> HttpRequest | None:
+def current_request() -> HttpRequest | None:
+    """The request whose change page is rendering (None outside `render_change_form`)."""
     return getattr(_current, "request", None)
+
+
+def current_user_may(action: str) -> bool:
+    """For the read-only field callables: may the user whose page is rendering use `action`?"""
+    request = current_request()
+    return request is not None and permissions.allowed(request.user, action)
+
+
+def needs_note(action: str) -> str:
+    return f"(needs the {permissions.need(action).describe()} permission)"
 
 
 class ConnectionControlsMixin:
@@ -67,7 +82,7 @@ class ConnectionControlsMixin:
     # --- buttons on the change page (read-only fields) ---------------------------------------
 
     def webhook_url_copy(self, obj: Connection) -> str:
-        url = webhook_url(obj.name, _request())
+        url = webhook_url(obj.name, current_request())
         if not url:
             return "—"
         # synthorg/static/synthorg/console.js (on every console page) makes it copy; no inline script (CSP).
@@ -77,6 +92,8 @@ class ConnectionControlsMixin:
     webhook_url_copy.short_description = "copy"  # type: ignore[attr-defined]
 
     def check_now_button(self, obj: Connection) -> str:
+        if not current_user_may(CHECK_ACTION):
+            return needs_note(CHECK_ACTION)
         url = reverse("admin:integrations_connection_check", args=[obj.pk])
         return format_html('<button type="submit" class="button" id="check-now" formaction="{}" formmethod="post" '
                            'formnovalidate>Check now</button>', url)
@@ -84,9 +101,8 @@ class ConnectionControlsMixin:
     check_now_button.short_description = "check"  # type: ignore[attr-defined]
 
     def reveal_buttons(self, obj: Connection) -> str:
-        request = _request()
-        if request is None or not request.user.has_perm(REVEAL_PERMISSION):
-            return "(needs the integrations.reveal_secret permission)"
+        if not current_user_may(REVEAL_ACTION):
+            return needs_note(REVEAL_ACTION)
         names = [f for f in get_type(obj.connection_type).secret_field_names if f in obj.secret_fields]
         if not names:
             return "(no secret field is set)"
@@ -118,8 +134,7 @@ class ConnectionControlsMixin:
 
     @method_decorator(require_POST)
     def check_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if not request.user.has_perm(CHECK_PERMISSION):
-            raise PermissionDenied
+        permissions.require(request.user, CHECK_ACTION)
         connection = self._connection(object_id)
         try:
             outcome = health.connection_health_check(name=connection.name, force=True, actor=request.user,

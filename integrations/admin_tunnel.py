@@ -2,7 +2,8 @@
 
 `TunnelState` is the one row the tunnel service keeps; its changelist is replaced by the
 tunnel page (there is nothing to list). Start and stop are POST-only views behind CSRF and
-`integrations.control_tunnel`, each calling one service of `integrations.tunnel`, which
+the action ``tunnel.control`` of `synthorg.permissions` (``integrations.control_tunnel``),
+each calling one service of `integrations.tunnel`, which
 only records the desired state: the owner process (`manage.py tunnel`) does the rest, so
 the page refreshes itself while the tunnel is starting.
 """
@@ -22,12 +23,12 @@ from django.views.decorators.http import require_POST
 from integrations import tunnel
 from integrations.models import TunnelState
 from integrations.selectors import connection_list
+from synthorg import permissions
 from synthorg.admin import ReadOnlyAdmin
 from synthorg.config import get_config
 from synthorg.errors import SynthorgError
 from synthorg.public_url import webhook_url
 
-TUNNEL_PERMISSION = "integrations.control_tunnel"
 # While the owner is bringing the tunnel up (or down) the page reloads itself this often.
 REFRESH_SECONDS = 3
 
@@ -46,8 +47,7 @@ class TunnelAdmin(ReadOnlyAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         user = request.user
-        return bool(user.is_active and user.is_staff
-                    and (user.has_perm("integrations.view_tunnelstate") or user.has_perm(TUNNEL_PERMISSION)))
+        return bool(user.is_active and user.is_staff and permissions.allowed(user, "tunnel.view"))
 
     def get_urls(self) -> list[URLPattern]:
         def wrap(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -73,7 +73,7 @@ class TunnelAdmin(ReadOnlyAdmin):
             "tunnel": status,
             "local_port": config.local_port,
             "auth_token_env": config.auth_token_env,
-            "can_control": request.user.has_perm(TUNNEL_PERMISSION),
+            "can_control": permissions.allowed(request.user, "tunnel.control"),
             "refresh_seconds": REFRESH_SECONDS if transitioning else None,
             # Start only where it could do something: enabled, and neither up nor on its way up.
             "start_offered": status.enabled and status.status != "running" and status.desired != "running",
@@ -83,8 +83,7 @@ class TunnelAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/integrations/tunnel.html", context)
 
     def _control(self, request: HttpRequest, action: Callable[..., tunnel.TunnelStatus], done: str) -> HttpResponse:
-        if not request.user.has_perm(TUNNEL_PERMISSION):
-            raise PermissionDenied
+        permissions.require(request.user, "tunnel.control")
         try:
             action(actor=request.user, request=request)
         except SynthorgError as exc:

@@ -9,7 +9,8 @@ Pages (``admin:`` namespace):
 * ``oauthflow_device`` (GET) — the user code and verification URL; reloads itself every
   poll interval until the flow is approved, denied or expired (the worker polls the provider).
 
-Both POST controls need ``oauthflow.add_oauthtoken``; the pages need ``oauthflow.view_oauthtoken``.
+Both POST controls need the action ``oauth.grant_start`` (``oauthflow.add_oauthtoken``); the pages
+``oauth.status`` (``oauthflow.view_oauthtoken`` or change), as in the API (`synthorg.permissions`).
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -31,19 +31,15 @@ from oauthflow import selectors, services
 from oauthflow.badges import oauth_badge, oauth_badge_html
 from oauthflow.dashboard import EXPIRING_SOON
 from oauthflow.models import OAuthDeviceFlow, OAuthToken
+from synthorg import permissions
 from synthorg.admin import RecordAdmin
 from synthorg.csp import csp_allow
 from synthorg.errors import SynthorgError
 
-CONNECT_PERMISSION = "oauthflow.add_oauthtoken"
-VIEW_PERMISSION = "oauthflow.view_oauthtoken"
+CONNECT_ACTION = "oauth.grant_start"
+VIEW_ACTION = "oauth.status"
 # The device page never reloads faster than this, whatever interval the provider asked for.
 MIN_DEVICE_REFRESH_SECONDS = 2
-
-
-def _require(request: HttpRequest, permission: str) -> None:
-    if not request.user.has_perm(permission):
-        raise PermissionDenied
 
 
 def _scopes(raw: str) -> list[str]:
@@ -123,7 +119,7 @@ class OAuthTokenAdmin(RecordAdmin):
             oauth_badge=oauth_badge(OAuthToken.objects.filter(connection=connection).first()),
             has_auth_url=bool(connection.config.get("auth_url")),
             has_device_url=bool(connection.config.get("device_authorization_url")),
-            can_connect=request.user.has_perm(CONNECT_PERMISSION),
+            can_connect=permissions.allowed(request.user, CONNECT_ACTION),
             connection_url=reverse("admin:integrations_connection_change", args=[connection.pk]))
         response = TemplateResponse(request, "admin/oauthflow/connect.html", context, status=status)
         # The Connect form posts here and is redirected to the provider: browsers check that
@@ -133,14 +129,14 @@ class OAuthTokenAdmin(RecordAdmin):
 
     @method_decorator(require_GET)
     def connect_view(self, request: HttpRequest, connection_name: str) -> HttpResponse:
-        _require(request, VIEW_PERMISSION)
+        permissions.require(request.user, VIEW_ACTION)
         return self._render_connect(request, connection_name)
 
     def _start(self, request: HttpRequest, connection_name: str,
                start: Callable[..., Any]) -> tuple[Any, HttpResponse | None]:
         """Run a flow-starting service with the form's scopes: (its result, None), or (None, the
         Connect page with the error) — a missing connection is a 404."""
-        _require(request, CONNECT_PERMISSION)
+        permissions.require(request.user, CONNECT_ACTION)
         try:
             return start(connection_name=connection_name, scopes=_scopes(request.POST.get("scopes", "")) or None,
                          user=request.user, request=request), None
@@ -165,7 +161,7 @@ class OAuthTokenAdmin(RecordAdmin):
 
     @method_decorator(require_GET)
     def device_view(self, request: HttpRequest, flow_id: int) -> HttpResponse:
-        _require(request, VIEW_PERMISSION)
+        permissions.require(request.user, VIEW_ACTION)
         flow = selectors.device_flow_get(flow_id)
         if flow is None:
             raise Http404("No such device flow.")

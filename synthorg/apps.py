@@ -12,6 +12,11 @@ class SynthorgConfig(AppConfig):
         from synthorg import checks, config, periodic  # noqa: F401  (registers checks)
 
         config.connect_signals()
+        from django.contrib.auth.signals import user_login_failed
+
+        from synthorg.login_guard import login_failed_audit
+
+        user_login_failed.connect(login_failed_audit, dispatch_uid="synthorg.login_failed_audit")
         periodic.register(
             "heartbeat",
             "synthorg.heartbeat_record",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -135,6 +136,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from the package, never a CDN (issue 12 §6)
     "django_celery_beat",
+    # Before synthorg: its login-failure handler runs first, so ours can tell a lockout.
+    "axes",
     "synthorg",
     "integrations",
     "oauthflow",
@@ -159,6 +162,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "synthorg.middleware.IntegrationsEnabledMiddleware",
+    # Last: turns a login refused by a lockout into synthorg.login_guard.lockout_response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "synthorg.urls"
@@ -293,12 +298,36 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- login lockout (django-axes) ---------------------------------------------------------------
+# The admin login and POST /api/v1/auth/token share one lockout: after
+# SYNTHORG_LOGIN_FAILURE_LIMIT failures for one username from one client address, that pair
+# is refused (429) for SYNTHORG_LOGIN_COOLOFF_MINUTES, even with the right password; every
+# failure during the lockout restarts the cool-off. Attempts live in the database, so every
+# gunicorn worker sees the same count. Keyed on username and address together, so nobody
+# can lock the operator out from elsewhere by typing wrong passwords for that name.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("SYNTHORG_LOGIN_LOCKOUT", True)
+AXES_FAILURE_LIMIT = env_int("SYNTHORG_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SYNTHORG_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The client address as the audit log sees it (REMOTE_ADDR unless the peer is a trusted proxy).
+AXES_CLIENT_IP_CALLABLE = "synthorg.audit.client_ip"
+AXES_LOCKOUT_CALLABLE = "synthorg.login_guard.lockout_response"
+AXES_VERBOSE = False  # our own audit event records each failure
+if AXES_FAILURE_LIMIT < 1:
+    raise ConfigurationError(f"SYNTHORG_LOGIN_FAILURE_LIMIT={AXES_FAILURE_LIMIT} must be at least 1")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Each view names the action of synthorg.permissions.ACTIONS a method needs; none = refused.
+    "DEFAULT_PERMISSION_CLASSES": ["synthorg.api.permissions.ActionPermission"],
     "DEFAULT_PAGINATION_CLASS": "synthorg.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "synthorg.api.schema.SynthorgAutoSchema",

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -10,6 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.peers.fixtures import *  # noqa: F403  (OIDC peer, device stub)
+from tests.permissions import grant, operator_permissions, reader_permissions
 
 REQUIRE_SERVICES = os.environ.get("SYNTHORG_REQUIRE_SERVICES") == "1"
 
@@ -87,12 +88,23 @@ def redis_client() -> Any:
 
 @pytest.fixture
 def user(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="reader", password="pw-reader-123")
+    """Not staff; holds the reader role (tests/permissions.py): every view permission, no write."""
+    user = django_user_model.objects.create_user(username="reader", password="pw-reader-123")
+    return grant(user, *reader_permissions())
 
 
 @pytest.fixture
 def staff_user(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(username="operator", password="pw-operator-123", is_staff=True)
+    """Staff and nothing else: since issue 12 that grants no read and no write in the API."""
+    return django_user_model.objects.create_user(username="staff", password="pw-staff-123", is_staff=True)
+
+
+@pytest.fixture
+def operator_user(django_user_model: Any) -> Any:
+    """Staff holding the operator role (tests/permissions.py): every model and action permission of
+    the service's apps except reveal_secret and view_delivery_payload."""
+    user = django_user_model.objects.create_user(username="operator", password="pw-operator-123", is_staff=True)
+    return grant(user, *operator_permissions())
 
 
 @pytest.fixture
@@ -109,6 +121,35 @@ def api_client() -> APIClient:
 def staff_client(staff_user: Any) -> APIClient:
     client = APIClient()
     token = Token.objects.create(user=staff_user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def operator_client(operator_user: Any) -> APIClient:
+    return _token_client(operator_user)
+
+
+@pytest.fixture
+def perm_client(django_user_model: Any) -> Callable[..., APIClient]:
+    """`perm_client("integrations.view_connection", ...)`: an API client (token) for a new staff
+    user holding exactly those permissions; `client.user` is that user."""
+    count = [0]
+
+    def make(*perms: str, staff: bool = True) -> APIClient:
+        count[0] += 1
+        user = django_user_model.objects.create_user(username=f"holder{count[0]}", password="pw-holder-123",
+                                                     is_staff=staff)
+        client = _token_client(grant(user, *perms))
+        client.user = user  # type: ignore[attr-defined]
+        return client
+
+    return make
+
+
+def _token_client(user: Any) -> APIClient:
+    client = APIClient()
+    token = Token.objects.create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
 

@@ -24,13 +24,14 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from synthorg import permissions
 from synthorg.admin import ReadOnlyAdmin, RecordAdmin
 from synthorg.errors import SynthorgError
 from webhooks import services
 from webhooks.models import Delivery, RejectionCount, TriggerRule, WorkflowRun
 
-PAYLOAD_PERMISSION = "webhooks.view_delivery_payload"
-RETRY_PERMISSION = "webhooks.change_workflowrun"
+PAYLOAD_ACTION = "delivery.view_payload"
+RETRY_ACTION = "workflow_run.retry"
 # ?received=<key> on the activity lists: the dashboard links to "last hour".
 RECENT_WINDOWS = {"1h": ("last hour", timedelta(hours=1)), "24h": ("last 24 hours", timedelta(days=1)),
                   "7d": ("last 7 days", timedelta(days=7))}
@@ -71,7 +72,7 @@ class DeliveryAdmin(RecordAdmin):
                   "provider_delivery_id", "outcome", "matched_secret", "signed_timestamp", "remote_ip",
                   "duplicates", "received_at", "publish_state", "publish_attempts", "publish_claimed_at",
                   "published_at", "content_type", "headers", "workflow_runs"]
-        fields.append("payload" if request.user.has_perm(PAYLOAD_PERMISSION) else "payload_withheld")
+        fields.append("payload" if permissions.allowed(request.user, PAYLOAD_ACTION) else "payload_withheld")
         return fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -79,7 +80,7 @@ class DeliveryAdmin(RecordAdmin):
 
     @admin.display(description="payload")
     def payload_withheld(self, obj: Delivery) -> str:
-        return f"(withheld: viewing payloads needs the {PAYLOAD_PERMISSION} permission)"
+        return f"(withheld: viewing payloads needs the {permissions.need(PAYLOAD_ACTION).describe()} permission)"
 
     @admin.display(description="workflow runs")
     def workflow_runs(self, obj: Delivery) -> str:
@@ -163,7 +164,15 @@ class WorkflowRunAdmin(RecordAdmin):
                            'formnovalidate>Retry this run</button>', url)
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm(RETRY_PERMISSION))
+        return permissions.allowed(request.user, RETRY_ACTION)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The Retry button only for those who may retry (they would get a 403 otherwise).
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if self.has_retry_permission(request) else [f for f in fields if f != "retry_button"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_readonly_fields(request, obj)
 
     @admin.action(description="Retry the selected failed runs", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:

@@ -9,13 +9,11 @@ from typing import Any
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import selectors, services
-from catalog.api.permissions import StaffOrPermission
 from catalog.api.serializers import (
     CatalogEntryOutputSerializer,
     CatalogSearchQuerySerializer,
@@ -26,8 +24,6 @@ from catalog.api.serializers import (
     entry_body,
 )
 from catalog.install import mcp_servers_document, merge_installed_servers
-from catalog.models import Installation
-from integrations.api.permissions import StaffOrModelPermission
 from synthorg.api.pagination import Pagination
 
 ENTRY_PARAMETER = OpenApiParameter("entry_id", str, OpenApiParameter.PATH, description="catalog entry id")
@@ -44,7 +40,7 @@ class _CatalogApi(APIView):
 class _CatalogListApi(GenericAPIView):
     error_statuses: tuple[int, ...] = (404,)
     pagination_class = Pagination
-    permission_classes = [IsAuthenticated]
+    permission_actions = {"GET": "mcp.view"}
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -76,7 +72,7 @@ class CatalogSearchApi(_CatalogListApi):
 
 
 class CatalogEntryApi(_CatalogApi):
-    permission_classes = [IsAuthenticated]
+    permission_actions = {"GET": "mcp.view"}
 
     @extend_schema(parameters=[ENTRY_PARAMETER], responses=CatalogEntryOutputSerializer, tags=["mcp"])
     def get(self, request: Request, entry_id: str) -> Response:
@@ -87,8 +83,7 @@ class CatalogEntryApi(_CatalogApi):
 class InstallApi(_CatalogApi):
     """Idempotent install: 200 with the installation, the same body for the same arguments."""
 
-    permission_classes = [StaffOrModelPermission]
-    permission_model = Installation
+    permission_actions = {"POST": "mcp.install"}
     error_statuses = (404, 422)
 
     @extend_schema(request=InstallInputSerializer, responses={200: InstallationOutputSerializer}, tags=["mcp"])
@@ -103,8 +98,7 @@ class InstallApi(_CatalogApi):
 
 
 class UninstallApi(_CatalogApi):
-    permission_classes = [StaffOrModelPermission]
-    permission_model = Installation
+    permission_actions = {"DELETE": "mcp.uninstall"}
 
     @extend_schema(parameters=[ENTRY_PARAMETER], responses={204: None}, tags=["mcp"])
     def delete(self, request: Request, entry_id: str) -> Response:
@@ -115,8 +109,7 @@ class UninstallApi(_CatalogApi):
 class VerifyApi(_CatalogApi):
     """Queue a verify on a worker (never in the web process); poll the job it returns."""
 
-    permission_classes = [StaffOrPermission]
-    required_permission = "catalog.verify_installation"
+    permission_actions = {"POST": "mcp.verify"}
 
     @extend_schema(parameters=[ENTRY_PARAMETER], request=None, responses={202: VerifyJobOutputSerializer},
                    tags=["mcp"])
@@ -129,8 +122,7 @@ class VerifyApi(_CatalogApi):
 
 
 class VerifyJobApi(_CatalogApi):
-    permission_classes = [StaffOrPermission]
-    required_permission = "catalog.verify_installation"
+    permission_actions = {"GET": "mcp.verify_job.view"}
 
     @extend_schema(parameters=[OpenApiParameter("job_id", str, OpenApiParameter.PATH)],
                    responses=VerifyJobOutputSerializer, tags=["mcp"])
@@ -150,7 +142,7 @@ class InstalledListApi(_CatalogListApi):
 class McpConfigApi(_CatalogApi):
     """The effective configuration; secrets are always placeholders here."""
 
-    permission_classes = [IsAuthenticated]
+    permission_actions = {"GET": "mcp.view"}
 
     @extend_schema(responses=McpConfigOutputSerializer, tags=["mcp"])
     def get(self, request: Request) -> Response:

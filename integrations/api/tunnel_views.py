@@ -6,21 +6,11 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from integrations import tunnel
-
-# Staff, or holders of this permission (see the README: the TunnelState model declares it).
-TUNNEL_PERMISSION = "integrations.control_tunnel"
-
-
-class StaffOrTunnelPermission(BasePermission):
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and (user.is_staff or user.has_perm(TUNNEL_PERMISSION)))
 
 
 class TunnelStatusOutputSerializer(serializers.Serializer):
@@ -41,7 +31,7 @@ def _body(current: tunnel.TunnelStatus) -> Any:
 
 
 class TunnelStartApi(APIView):
-    permission_classes = [StaffOrTunnelPermission]
+    permission_actions = {"POST": "tunnel.control"}
     error_statuses = (409,)
 
     @extend_schema(request=None, responses={202: TunnelStatusOutputSerializer}, tags=["tunnel"])
@@ -51,7 +41,7 @@ class TunnelStartApi(APIView):
 
 
 class TunnelStopApi(APIView):
-    permission_classes = [StaffOrTunnelPermission]
+    permission_actions = {"POST": "tunnel.control"}
 
     @extend_schema(request=None, responses={200: TunnelStatusOutputSerializer}, tags=["tunnel"])
     def post(self, request: Request) -> Response:
@@ -59,7 +49,7 @@ class TunnelStopApi(APIView):
 
 
 class TunnelStatusApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_actions = {"GET": "tunnel.view"}
 
     @extend_schema(responses={200: TunnelStatusOutputSerializer}, tags=["tunnel"])
     def get(self, request: Request) -> Response:

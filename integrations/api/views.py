@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -17,7 +16,6 @@ from integrations.api.health_serializers import (
     ConnectionHealthStateOutputSerializer,
     HealthListFilterSerializer,
 )
-from integrations.api.permissions import StaffOrModelPermission
 from integrations.api.serializers import (
     ConnectionCreateInputSerializer,
     ConnectionDeleteQuerySerializer,
@@ -27,16 +25,15 @@ from integrations.api.serializers import (
     ConnectionUpdateInputSerializer,
     SecretRevealOutputSerializer,
 )
-from integrations.models import Connection
 from integrations.types import REGISTRY
+from synthorg.api import permissions
 from synthorg.api.pagination import Pagination
 
 NAME_PARAMETER = OpenApiParameter("name", str, OpenApiParameter.PATH, description="connection name")
 
 
 class ConnectionListCreateApi(GenericAPIView):
-    permission_classes = [StaffOrModelPermission]
-    permission_model = Connection
+    permission_actions = {"GET": "connection.view", "POST": "connection.add"}
     error_statuses = {"POST": (409, 422)}
     pagination_class = Pagination
     serializer_class = ConnectionOutputSerializer
@@ -62,8 +59,7 @@ class ConnectionListCreateApi(GenericAPIView):
 
 
 class ConnectionDetailApi(APIView):
-    permission_classes = [StaffOrModelPermission]
-    permission_model = Connection
+    permission_actions = {"GET": "connection.view", "PATCH": "connection.change", "DELETE": "connection.delete"}
     error_statuses = {"PATCH": (409, 422), "DELETE": (409,)}
 
     @extend_schema(parameters=[NAME_PARAMETER], responses=ConnectionOutputSerializer, tags=["connections"])
@@ -91,7 +87,7 @@ class ConnectionDetailApi(APIView):
 
 
 class ConnectionTypeListApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_actions = {"GET": "connection_type.view"}
 
     @extend_schema(responses=ConnectionTypeOutputSerializer(many=True), tags=["connections"])
     def get(self, request: Request) -> Response:
@@ -101,6 +97,8 @@ class ConnectionTypeListApi(APIView):
 class SecretRevealApi(APIView):
     """Scoped reveal of one secret field: audited, throttled, and a generic 404 on any failure."""
 
+    # Any authenticated user reaches the service, which checks connection.reveal_secret and
+    # answers every refusal (permission included) with the same audited 404.
     permission_classes = [IsAuthenticated]
     error_statuses = (429,)
 
@@ -119,7 +117,7 @@ class SecretRevealApi(APIView):
 class ConnectionHealthApi(APIView):
     """Run a check now (or return one fresher than health.fresh_result_seconds); same smoothing as the prober."""
 
-    permission_classes = [IsAuthenticated]
+    permission_actions = {"GET": "health.view"}
 
     @extend_schema(parameters=[NAME_PARAMETER, ConnectionHealthQuerySerializer],
                    responses=ConnectionHealthOutputSerializer, tags=["health"])
@@ -127,8 +125,8 @@ class ConnectionHealthApi(APIView):
         query = ConnectionHealthQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         force = query.validated_data["force"]
-        if force and not request.user.is_staff:
-            raise PermissionDenied("Only staff may force a probe (?force=true).")
+        if force:
+            permissions.require(request.user, "connection.check")
         outcome = health.connection_health_check(name=name, force=force, actor=request.user,
                                                  request=request._request)
         return Response(ConnectionHealthOutputSerializer(outcome.as_dict()).data)
@@ -137,7 +135,7 @@ class ConnectionHealthApi(APIView):
 class HealthListApi(GenericAPIView):
     """Every connection's current health as last recorded; never probes."""
 
-    permission_classes = [IsAuthenticated]
+    permission_actions = {"GET": "health.view"}
     pagination_class = Pagination
     serializer_class = ConnectionHealthStateOutputSerializer
 

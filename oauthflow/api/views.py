@@ -9,12 +9,11 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import renderers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from integrations.api.permissions import StaffOrModelPermission
 from oauthflow import selectors, services
 from oauthflow.api.serializers import (
     OAuthCallbackQuerySerializer,
@@ -22,15 +21,14 @@ from oauthflow.api.serializers import (
     OAuthInitiateOutputSerializer,
     OAuthStatusOutputSerializer,
 )
-from oauthflow.models import GrantType, OAuthToken
+from oauthflow.models import GrantType
 
 CONNECTION_PARAMETER = OpenApiParameter("connection_name", str, OpenApiParameter.PATH,
                                         description="oauth_app connection name")
 
 
 class OAuthInitiateApi(APIView):
-    permission_classes = [StaffOrModelPermission]
-    permission_model = OAuthToken
+    permission_actions = {"POST": "oauth.grant_start"}
     error_statuses = (404, 409, 422, 503)
 
     @extend_schema(request=OAuthInitiateInputSerializer, responses=OAuthInitiateOutputSerializer, tags=["oauth"])
@@ -60,7 +58,7 @@ class OAuthInitiateApi(APIView):
 
 
 class OAuthStatusApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_actions = {"GET": "oauth.status"}
     error_statuses = (422,)  # not_oauth_app: the connection exists but is of another type
 
     @extend_schema(parameters=[CONNECTION_PARAMETER], responses=OAuthStatusOutputSerializer, tags=["oauth"])

@@ -8,9 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from integrations.api.permissions import StaffOrModelPermission
 from providers import selectors, services
-from providers.api.permissions import CanCheckProviderCredentials
 from providers.api.serializers import (
     ProviderCreateInputSerializer,
     ProviderListFilterSerializer,
@@ -18,15 +16,13 @@ from providers.api.serializers import (
     ProviderResolveCheckOutputSerializer,
     ProviderUpdateInputSerializer,
 )
-from providers.models import ProviderConfig
 from synthorg.api.pagination import Pagination
 
 NAME_PARAMETER = OpenApiParameter("name", str, OpenApiParameter.PATH, description="provider name")
 
 
 class ProviderListCreateApi(GenericAPIView):
-    permission_classes = [StaffOrModelPermission]
-    permission_model = ProviderConfig
+    permission_actions = {"GET": "provider.view", "POST": "provider.add"}
     error_statuses = {"POST": (409, 422)}
     pagination_class = Pagination
     serializer_class = ProviderOutputSerializer
@@ -50,8 +46,7 @@ class ProviderListCreateApi(GenericAPIView):
 
 
 class ProviderDetailApi(APIView):
-    permission_classes = [StaffOrModelPermission]
-    permission_model = ProviderConfig
+    permission_actions = {"GET": "provider.view", "PATCH": "provider.change", "DELETE": "provider.delete"}
     error_statuses = {"PATCH": (422,)}
 
     @extend_schema(parameters=[NAME_PARAMETER], responses=ProviderOutputSerializer, tags=["providers"])
@@ -80,7 +75,7 @@ class ProviderResolveCheckApi(APIView):
     credential value is never returned.
     """
 
-    permission_classes = [CanCheckProviderCredentials]
+    permission_actions = {"POST": "provider.resolve_check"}
 
     @extend_schema(parameters=[NAME_PARAMETER], request=None, responses=ProviderResolveCheckOutputSerializer,
                    tags=["providers"])

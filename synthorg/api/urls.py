@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 from django.urls import path
-from rest_framework.authtoken.views import ObtainAuthToken
 
-from synthorg.api.views import AuditEventListApi
+from synthorg.api.views import AuditEventListApi, AuthTokenApi
 
 urlpatterns = [
-    path("auth/token", ObtainAuthToken.as_view(), name="auth-token"),
+    path("auth/token", AuthTokenApi.as_view(), name="auth-token"),
     path("audit-events", AuditEventListApi.as_view(), name="audit-event-list"),
 ]

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from integrations import selectors as connection_selectors
-from integrations.api.permissions import StaffOrModelPermission
+from synthorg.api import permissions
 from synthorg.api.pagination import Pagination
 from synthorg.errors import NotFound
 from webhooks import selectors, services
@@ -28,7 +26,6 @@ from webhooks.api.serializers import (
 )
 from webhooks.models import TriggerRule, WorkflowRun
 
-PAYLOAD_PERMISSION = "webhooks.view_delivery_payload"
 NAME = OpenApiParameter("connection_name", str, OpenApiParameter.PATH, description="connection name")
 # The URLs capture `pk`, which drf-spectacular publishes as `{id}` (SCHEMA_COERCE_PATH_PK); the
 # parameter must carry the published name or the schema has a required `pk` that is in no path.
@@ -36,15 +33,15 @@ ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="id")
 
 
 class WebhookActivityApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_actions = {"GET": "delivery.view"}
 
     @extend_schema(parameters=[NAME, ActivityQuerySerializer], responses=ActivityOutputSerializer, tags=["webhooks"])
     def get(self, request: Request, connection_name: str) -> Response:
         query = ActivityQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         include_payload = query.validated_data["include_payload"]
-        if include_payload and not request.user.has_perm(PAYLOAD_PERMISSION):
-            raise PermissionDenied("Viewing payloads needs the webhooks.view_delivery_payload permission.")
+        if include_payload:
+            permissions.require(request.user, "delivery.view_payload")
         connection = connection_selectors.connection_get(connection_name)
         entries = selectors.delivery_activity(connection=connection, limit=query.validated_data["limit"],
                                               include_payload=include_payload)
@@ -52,8 +49,7 @@ class WebhookActivityApi(APIView):
 
 
 class TriggerRuleListCreateApi(GenericAPIView):
-    permission_classes = [StaffOrModelPermission]
-    permission_model = TriggerRule
+    permission_actions = {"GET": "trigger_rule.view", "POST": "trigger_rule.add"}
     pagination_class = Pagination
     serializer_class = TriggerRuleOutputSerializer
     error_statuses = {"POST": (422,)}
@@ -80,8 +76,8 @@ def _rule(pk: int) -> TriggerRule:
 
 
 class TriggerRuleDetailApi(APIView):
-    permission_classes = [StaffOrModelPermission]
-    permission_model = TriggerRule
+    permission_actions = {"GET": "trigger_rule.view", "PATCH": "trigger_rule.change",
+                          "DELETE": "trigger_rule.delete"}
     error_statuses = {"PATCH": (422,)}
 
     @extend_schema(parameters=[ID], responses=TriggerRuleOutputSerializer, tags=["webhooks"])
@@ -106,7 +102,7 @@ class TriggerRuleDetailApi(APIView):
 
 
 class WorkflowRunListApi(GenericAPIView):
-    permission_classes = [IsAuthenticated]
+    permission_actions = {"GET": "workflow_run.view"}
     pagination_class = Pagination
     serializer_class = WorkflowRunOutputSerializer
 
@@ -120,7 +116,7 @@ class WorkflowRunListApi(GenericAPIView):
 
 
 class WorkflowRunDetailApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_actions = {"GET": "workflow_run.view"}
 
     @extend_schema(parameters=[ID], responses=WorkflowRunOutputSerializer, tags=["webhooks"])
     def get(self, request: Request, pk: int) -> Response:
@@ -131,7 +127,8 @@ class WorkflowRunDetailApi(APIView):
 
 
 class SigningSecretRotateApi(APIView):
-    permission_classes = [IsAdminUser]
+    # The answer holds the new secret: change_connection and reveal_secret.
+    permission_actions = {"POST": "connection.signing_secret_rotate"}
     error_statuses = (409, 422)  # 409: the connection's secret backend is read-only (env_var)
 
     @extend_schema(parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH, description="connection name")],
