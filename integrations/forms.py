@@ -58,13 +58,15 @@ class ConnectionTypeChoiceForm(forms.Form):
     connection_type = forms.ChoiceField(choices=type_choices, help_text="cannot change later")
 
 
-def _spec_field(spec: FieldSpec, *, add: bool, is_set: bool) -> forms.Field:
+def _spec_field(spec: FieldSpec, *, add: bool, is_set: bool, destinations: str = "") -> forms.Field:
     label = spec.name
     if spec.secret:
         if add:
             state = "Write-only: the value is never shown again."
         elif is_set:
             state = "Set. Leave blank to keep the stored value; tick \u201cclear\u201d to remove it."
+            if destinations:
+                state += f" Required again when you change {destinations}."
         else:
             state = "Not set. Leave blank to keep it unset."
         return forms.CharField(label=label, required=False, strip=False,
@@ -73,6 +75,9 @@ def _spec_field(spec: FieldSpec, *, add: bool, is_set: bool) -> forms.Field:
     help_text = spec.help
     if spec.default not in (None, "", [], {}):
         help_text = f"{help_text} (default: {spec.default})".strip()
+    if destinations and not add:
+        # Issue 12: a secret is bound to where it is sent; say so before the save is refused.
+        help_text = f"{help_text} Changing this needs every stored secret entered again.".strip()
     if spec.choices:
         choices = [(c, c) for c in spec.choices]
         if not spec.required:
@@ -182,6 +187,8 @@ class ConnectionForm(forms.ModelForm):
                                                            actor=self._actor(), request=self.request)
         except ValidationFailed as exc:
             self._add_service_errors(exc)
+        except services.SecretsRequired as exc:
+            self._require_secrets(exc)
         except SynthorgError as exc:
             self.add_error(None, str(exc.detail))
         return cleaned
@@ -218,6 +225,18 @@ class ConnectionForm(forms.ModelForm):
     def _health_check(cleaned: dict[str, Any]) -> dict[str, Any]:
         return {"enabled": bool(cleaned.get("health_check_enabled")),
                 "interval_seconds": cleaned.get("health_check_interval_seconds")}
+
+    def _require_secrets(self, exc: services.SecretsRequired) -> None:
+        """A destination field changed: the secret inputs become required, each with the reason."""
+        moved = ", ".join(exc.destination_fields)
+        for name in exc.fields:
+            field = self.fields.get(FIELD_PREFIX + name)
+            if field is None:  # env_var: no input can take it
+                continue
+            field.required = True
+            self.add_error(FIELD_PREFIX + name, f"Required: changing {moved} decides where {name} is sent, so "
+                                                f"enter {name} again (or tick \u201cclear {name}\u201d).")
+        self.add_error(None, exc.detail)
 
     def _add_service_errors(self, exc: ValidationFailed) -> None:
         if not exc.errors:
@@ -262,8 +281,11 @@ def connection_form_class(ctype: ConnectionType, *, connection: Connection | Non
             initial=webhook_url(connection.name, request) or "(set SYNTHORG_PUBLIC_URL or start the tunnel)",
             help_text="where senders post deliveries (read-only)", widget=forms.TextInput(attrs={"size": 80}))
     set_secrets = set(connection.secret_fields) if connection else set()
+    destinations = ", ".join(ctype.destination_fields or ()) if set_secrets else ""
     for spec in ctype.fields:
-        attrs[FIELD_PREFIX + spec.name] = _spec_field(spec, add=add, is_set=spec.name in set_secrets)
+        attrs[FIELD_PREFIX + spec.name] = _spec_field(
+            spec, add=add, is_set=spec.name in set_secrets,
+            destinations=destinations if spec.secret or spec.name in (ctype.destination_fields or ()) else "")
         if spec.secret and not add:
             attrs[CLEAR_PREFIX + spec.name] = forms.BooleanField(
                 required=False, label=f"clear {spec.name}", help_text=f"remove the stored {spec.name}")

@@ -1,4 +1,4 @@
-"""`manage.py connections list|show|create|delete`: the command-line twin of the connections API.
+"""`manage.py connections list|show|create|update|delete`: the command-line twin of the connections API.
 
 Secret fields are read from an interactive prompt (no echo) or from stdin (a JSON object or
 `field=value` lines), never from the command line: argv is visible to every user of the
@@ -121,7 +121,8 @@ class Command(BaseCommand):
     stealth_options = ("stdin",)
 
     def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="subcommand", required=True, metavar="{list,show,create,delete,check}")
+        sub = parser.add_subparsers(dest="subcommand", required=True,
+                                    metavar="{list,show,create,update,delete,check}")
 
         list_parser = sub.add_parser("list", help="one line per connection")
         list_parser.add_argument("--type", dest="connection_type", choices=sorted(REGISTRY),
@@ -138,6 +139,17 @@ class Command(BaseCommand):
                             help="a non-secret field; repeat for more. Secret fields are refused here.")
         create.add_argument("--metadata", help="JSON object stored with the connection")
         create.add_argument("--no-input", action="store_true",
+                            help="never prompt: read secrets from stdin even when it is a terminal")
+
+        update = sub.add_parser("update", help="change fields of a connection (PATCH semantics); changing a "
+                                "destination field (host, URL...) needs every stored secret again on stdin")
+        update.add_argument("name")
+        update.add_argument("--field", action="append", default=[], metavar="FIELD=VALUE",
+                            help="a non-secret field to set; repeat for more. Secret fields are refused here.")
+        update.add_argument("--unset", action="append", default=[], metavar="FIELD",
+                            help="remove a field (a secret, or a non-secret back to its default)")
+        update.add_argument("--metadata", help="JSON object replacing the stored metadata")
+        update.add_argument("--no-input", action="store_true",
                             help="never prompt: read secrets from stdin even when it is a terminal")
 
         delete = sub.add_parser("delete", help="delete a connection with its secrets, tokens and deliveries")
@@ -163,11 +175,16 @@ class Command(BaseCommand):
                 self._show(options["name"])
             elif subcommand == "create":
                 self._create(options)
+            elif subcommand == "update":
+                self._update(options)
             elif subcommand == "delete":
                 self._delete(options["name"], force=options["force"])
         except ValidationFailed as exc:
             problems = "; ".join(f"{field}: {', '.join(rules)}" for field, rules in (exc.errors or {}).items())
             raise CommandError(problems or exc.detail) from None
+        except services.SecretsRequired as exc:
+            raise CommandError(f"{exc.detail} Pipe them on stdin (JSON object or field=value lines), or "
+                               "answer the prompts.") from None
         except SynthorgError as exc:
             raise CommandError(exc.detail) from None
 
@@ -190,32 +207,40 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(_describe(selectors.connection_get(name)), indent=2))
 
     @sensitive_variables()
+    def _update(self, options: dict[str, Any]) -> None:
+        connection = selectors.connection_get(options["name"])
+        ctype = get_type(connection.connection_type)
+        credentials = _non_secret_fields(ctype, options["field"])
+        for key in options["unset"]:
+            if key not in ctype.field_map:
+                raise CommandError(f"--unset {key}: not a field of the {ctype.name} type")
+            credentials[key] = None
+        data: dict[str, Any] = {}
+        if options.get("metadata"):
+            data["metadata"] = _metadata(options["metadata"])
+        stream: IO[str] = options.get("stdin") or sys.stdin
+        moved = services.destination_changes(ctype, connection.config, {**connection.config, **{
+            k: v for k, v in credentials.items() if k not in ctype.secret_field_names}})
+        if ctype.secret_field_names:
+            if stream.isatty() and not options["no_input"]:
+                # Prompt only when the secrets are needed (a destination moves), Enter skips one.
+                if moved:
+                    credentials.update(_prompt_secrets(ctype, getpass.getpass))
+            else:
+                credentials.update(_read_secrets_from_stream(stream, ctype))
+        if credentials:
+            data["credentials"] = credentials
+        updated = services.connection_update(name=connection.name, data=data, actor=ACTOR)
+        self.stdout.write(self.style.SUCCESS(
+            f"Updated connection {updated.name!r} (secret fields set: {', '.join(updated.secret_fields) or 'none'})."))
+
+    @sensitive_variables()
     def _create(self, options: dict[str, Any]) -> None:
         ctype = get_type(options["connection_type"])
-        credentials: dict[str, Any] = {}
-        for item in options["field"]:
-            key, separator, raw = item.partition("=")
-            key = key.strip()
-            if not separator or not key:
-                raise CommandError(f"--field expects FIELD=VALUE, got {key or item[:20]!r}")
-            spec = ctype.field_map.get(key)
-            if spec is None:
-                raise CommandError(f"--field {key}: not a field of the {ctype.name} type "
-                                   f"(fields: {', '.join(ctype.field_map)})")
-            if spec.secret:
-                # Refuse without echoing the value: it is already in the shell history, say so.
-                raise CommandError(f"--field {key}: {key} is a secret field; secrets are never read from the "
-                                   "command line (they show in `ps` and shell history). Enter it at the prompt or "
-                                   "pipe it on stdin, and consider it exposed.")
-            credentials[key] = _parse_field_value(spec, raw)
+        credentials = _non_secret_fields(ctype, options["field"])
         metadata: dict[str, Any] = {}
         if options.get("metadata"):
-            try:
-                metadata = json.loads(options["metadata"])
-            except ValueError:
-                raise CommandError("--metadata must be a JSON object") from None
-            if not isinstance(metadata, dict):
-                raise CommandError("--metadata must be a JSON object")
+            metadata = _metadata(options["metadata"])
 
         stream: IO[str] = options.get("stdin") or sys.stdin
         if ctype.secret_field_names:
@@ -234,3 +259,34 @@ class Command(BaseCommand):
         services.connection_delete(name=connection.name, force=force, actor=ACTOR)
         self.stdout.write(self.style.SUCCESS(
             f"Deleted connection {connection.name!r} with its secrets, tokens and deliveries."))
+
+
+def _metadata(raw: str) -> dict[str, Any]:
+    try:
+        metadata = json.loads(raw)
+    except ValueError:
+        raise CommandError("--metadata must be a JSON object") from None
+    if not isinstance(metadata, dict):
+        raise CommandError("--metadata must be a JSON object")
+    return metadata
+
+
+def _non_secret_fields(ctype: ConnectionType, items: list[str]) -> dict[str, Any]:
+    """`--field k=v` options as the service takes them; a secret given here is refused unechoed."""
+    credentials: dict[str, Any] = {}
+    for item in items:
+        key, separator, raw = item.partition("=")
+        key = key.strip()
+        if not separator or not key:
+            raise CommandError(f"--field expects FIELD=VALUE, got {key or item[:20]!r}")
+        spec = ctype.field_map.get(key)
+        if spec is None:
+            raise CommandError(f"--field {key}: not a field of the {ctype.name} type "
+                               f"(fields: {', '.join(ctype.field_map)})")
+        if spec.secret:
+            # Refuse without echoing the value: it is already in the shell history, say so.
+            raise CommandError(f"--field {key}: {key} is a secret field; secrets are never read from the "
+                               "command line (they show in `ps` and shell history). Enter it at the prompt or "
+                               "pipe it on stdin, and consider it exposed.")
+        credentials[key] = _parse_field_value(spec, raw)
+    return credentials
