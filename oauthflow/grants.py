@@ -22,8 +22,9 @@ import requests
 from oauthlib.oauth2 import BackendApplicationClient, DeviceClient, OAuth2Error, WebApplicationClient
 from requests_oauthlib import OAuth2Session
 
+from integrations.types import oauth_app
 from oauthflow import transport
-from synthorg.http import ExternalServiceError, PermanentError, guard_session, parse_retry_after
+from synthorg.http import ExternalServiceError, PermanentError, guard_session, http_request, parse_retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,12 @@ DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 # The refresh lease must outlive TOKEN_TIMEOUT x TOKEN_TRIES (see services.lease_seconds).
 TOKEN_TIMEOUT: tuple[float, float] = (5.0, 15.0)
 TOKEN_TRIES = 1
-# Parameters the service sets itself; extra_authorization_params cannot replace them.
-RESERVED_AUTHORIZATION_PARAMS = frozenset({
-    "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method",
-})
+# Parameters the service sets itself; neither auth_url's query nor extra_authorization_params
+# may carry them (declared once, with the oauth_app type's validators).
+RESERVED_AUTHORIZATION_PARAMS = oauth_app.AUTHORIZATION_REQUEST_PARAMS
+# Reading the provider's metadata (RFC 8414 / OpenID Connect Discovery) at each code-flow start.
+METADATA_TIMEOUT: tuple[float, float] = (3.0, 5.0)
+METADATA_MAX_BYTES = 256 * 1024
 TRANSIENT_4XX = frozenset({408, 409, 423, 425, 429})
 PKCE_VERIFIER_LENGTH = 64
 
@@ -51,6 +54,15 @@ class TokenEndpointError(Exception):
         self.status = status
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+class ClientSettingInvalid(ValueError):
+    """A stored client setting the current rules refuse (a row written before the rule existed)."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field} {rule}")
+        self.field = field
+        self.rule = rule
 
 
 @dataclass(frozen=True)
@@ -237,11 +249,20 @@ def authorization_request(client: OAuthClient, *, redirect_uri: str, scopes: Seq
     """The provider URL to send the browser to, and the PKCE verifier to keep (S256 only)."""
     if not client.auth_url:
         raise ValueError("auth_url is not set")
+    # The type's validators, again: a row stored before them must not yield a URL with a second
+    # redirect_uri or state ahead of ours (issue 12).
+    for field_name, check, value in (("auth_url", oauth_app.authorization_endpoint_url, client.auth_url),
+                                     ("extra_authorization_params", oauth_app.no_reserved_params,
+                                      client.extra_authorization_params)):
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ClientSettingInvalid(field_name, str(exc)) from None
     _check_transport(client.auth_url, "auth_url")
     oauth_client = WebApplicationClient(client.client_id)
     session = OAuth2Session(client=oauth_client, redirect_uri=redirect_uri, scope=list(scopes) or None,
                             state=state)
-    extra = {k: v for k, v in client.extra_authorization_params.items() if k not in RESERVED_AUTHORIZATION_PARAMS}
+    extra = dict(client.extra_authorization_params)
     verifier = None
     if pkce:
         verifier = oauth_client.create_code_verifier(PKCE_VERIFIER_LENGTH)
@@ -249,6 +270,48 @@ def authorization_request(client: OAuthClient, *, redirect_uri: str, scopes: Seq
         extra["code_challenge_method"] = "S256"
     url, _ = session.authorization_url(client.auth_url, **extra)
     return url, verifier
+
+
+def metadata_urls(issuer: str) -> list[str]:
+    """Where an issuer publishes its metadata: RFC 8414 §3.1 first, then OpenID Connect Discovery §4."""
+    parts = urlsplit(issuer)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path.rstrip("/")
+    return [f"{origin}/.well-known/oauth-authorization-server{path}",
+            f"{origin}{path}/.well-known/openid-configuration"]
+
+
+def iss_parameter_supported(client: OAuthClient) -> bool | None:
+    """Does the provider's metadata advertise ``authorization_response_iss_parameter_supported`` (RFC 9207)?
+
+    True or False from the first metadata document published for the expected issuer; None
+    when there is none to read (no document, unreachable, not JSON). A document naming
+    another issuer is ignored (RFC 8414 §3.3: it must not be used). No secret is sent.
+    """
+    issuer = client.expected_issuer
+    if not issuer:
+        return None
+    for url in metadata_urls(issuer):
+        try:
+            response = http_request("GET", url, timeout=METADATA_TIMEOUT, max_bytes=METADATA_MAX_BYTES,
+                                    headers={"Accept": "application/json"})
+        except ExternalServiceError as exc:
+            if exc.status is None or exc.status >= 500:
+                logger.warning("OAuth metadata of %s could not be read: %s", issuer, exc)
+            continue  # a 4xx: not published there
+        if response.status_code != 200:
+            continue  # a redirect is not followed
+        try:
+            body = json.loads(response.content or b"")
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if not isinstance(body, dict):
+            continue
+        if not isinstance(body.get("issuer"), str) or body["issuer"].rstrip("/") != issuer:
+            logger.warning("OAuth metadata at %s names another issuer than %s; ignored", url, issuer)
+            continue
+        return body.get("authorization_response_iss_parameter_supported") is True
+    return None
 
 
 def exchange_code(client: OAuthClient, *, code: str, redirect_uri: str, code_verifier: str | None) -> TokenSet:

@@ -33,6 +33,9 @@ class OAuthState(models.Model):
     scopes = models.JSONField(default=list, blank=True)
     redirect_uri = models.CharField(max_length=1000)
     issuer = models.CharField(max_length=1000, blank=True)
+    # The provider's metadata advertised RFC 9207 when the flow started: a callback without
+    # `iss` is then refused (§2.4), not taken as an old provider that sends none.
+    iss_required = models.BooleanField(default=False)
     # {"code_verifier": ...} encrypted; empty when the connection opted out of PKCE.
     verifier_ciphertext = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -212,12 +212,17 @@ def authorization_start(*, connection_name: str, scopes: Sequence[str] | None = 
                                                      pkce=pkce)
     except TokenEndpointError as exc:
         raise ValidationFailed(exc.message, code=exc.error) from None
+    except grants.ClientSettingInvalid as exc:
+        raise ValidationFailed(f"credentials.{exc.field}: {exc.rule}",
+                               errors={f"credentials.{exc.field}": [exc.rule]}) from None
+    # Outside the transaction below (no network inside one); what it says binds the callback.
+    iss_required = grants.iss_parameter_supported(client) is True
     verifier_ciphertext = fernet.encrypt({"code_verifier": verifier})[0] if verifier else ""
     with transaction.atomic():
         OAuthState.objects.create(
             state=state, connection=connection,
             user=user if getattr(user, "is_authenticated", False) else None,
-            scopes=requested, redirect_uri=uri, issuer=client.expected_issuer,
+            scopes=requested, redirect_uri=uri, issuer=client.expected_issuer, iss_required=iss_required,
             verifier_ciphertext=verifier_ciphertext,
             expires_at=timezone.now() + timedelta(seconds=oauth.state_expiry_seconds),
         )
@@ -227,9 +232,15 @@ def authorization_start(*, connection_name: str, scopes: Sequence[str] | None = 
     return AuthorizationStart(authorization_url=url, state=state)
 
 
+# A callback that did not connect answers 4xx, never a 200 page that says "failed" (issue 12):
+# 400 for a response we refuse or that carries the provider's refusal, 403 when the flow
+# belongs to another logged-in user. Replays answer their first status again.
+FAILED_CALLBACK_STATUS = 400
+
+
 @dataclass(frozen=True)
 class CallbackResult:
-    """What the callback page shows. ``http_status`` 200 for success and provider refusals."""
+    """What the callback page shows. ``http_status``: 200 connected (or being completed), else 4xx."""
 
     outcome: str  # succeeded | failed | in_progress | refused
     code: str
@@ -255,7 +266,8 @@ def _earlier_outcome(state: OAuthState) -> CallbackResult:
     if state.outcome == OAuthState.Outcome.SUCCEEDED:
         return CallbackResult("succeeded", "connected", f"Connection {name!r} is connected.", 200, name, True)
     if state.outcome == OAuthState.Outcome.FAILED:
-        return CallbackResult("failed", state.outcome_code, state.outcome_detail, 200, name, True)
+        return CallbackResult("failed", state.outcome_code, state.outcome_detail, FAILED_CALLBACK_STATUS, name,
+                              True)
     return CallbackResult("in_progress", "in_progress",
                           "This authorization is being completed; reload the connection's status shortly.",
                           200, name, True)
@@ -294,8 +306,17 @@ def authorization_complete(*, state: str, code: str = "", error: str = "", error
         OAuthState.objects.filter(pk=row.pk).update(outcome=outcome, outcome_code=result_code,
                                                     outcome_detail=message[:500], verifier_ciphertext="")
         ok = outcome == OAuthState.Outcome.SUCCEEDED
-        return CallbackResult("succeeded" if ok else "failed", result_code, message, 200, name)
+        return CallbackResult("succeeded" if ok else "failed", result_code, message,
+                              200 if ok else FAILED_CALLBACK_STATUS, name)
 
+    # RFC 9207 §2.4: a provider whose metadata says it sends `iss` always does; a response
+    # without it may come from another server (a mix-up attack): never exchange its code.
+    if iss is None and row.iss_required:
+        _audit_failure("oauth.connect", row.connection, "issuer missing", actor=user, request=request,
+                       details={"grant_type": GrantType.AUTHORIZATION_CODE})
+        return finish(OAuthState.Outcome.FAILED, "issuer_missing",
+                      "The response carried no issuer (iss) although the provider declares it always sends "
+                      "one; it was refused.")
     # RFC 9207: a response naming another issuer is a mix-up attack; never exchange its code.
     if iss is not None and row.issuer and iss.rstrip("/") != row.issuer:
         _audit_failure("oauth.connect", row.connection, "issuer mismatch", actor=user, request=request,

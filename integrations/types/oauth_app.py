@@ -1,11 +1,43 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from integrations.types.base import ConnectionType, FieldSpec, https_url_unless_loopback
 from integrations.types.probing import UNKNOWN, HealthResult, ProbeContext, healthy, unhealthy
+
+# The authorization request parameters the service sets itself (RFC 6749 §4.1.1, RFC 7636
+# §4.3). Neither auth_url's own query nor extra_authorization_params may carry one (issue 12:
+# a second redirect_uri or state ahead of ours is a provider's pick, and Redirect_URI got
+# past a case-sensitive check). Compared case-insensitively: some providers are.
+AUTHORIZATION_REQUEST_PARAMS = frozenset({
+    "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method",
+})
+
+
+def reserved_authorization_params(names: Iterable[str]) -> list[str]:
+    """The names among ``names`` that the service sets itself, as given, in order."""
+    return [name for name in names if name.strip().lower() in AUTHORIZATION_REQUEST_PARAMS]
+
+
+def authorization_endpoint_url(value: Any) -> None:
+    """An https URL (loopback http) whose query sets none of the parameters the service sends."""
+    https_url_unless_loopback(value)
+    names = [name for name, _ in parse_qsl(urlsplit(value).query, keep_blank_values=True)]
+    reserved = reserved_authorization_params(names)
+    if reserved:
+        raise ValueError(f"must not carry {', '.join(sorted(set(reserved)))} in its query: the service sets "
+                         "the authorization request's own parameters")
+
+
+def no_reserved_params(value: Any) -> None:
+    reserved = reserved_authorization_params(value)
+    if reserved:
+        raise ValueError(f"must not set {', '.join(sorted(reserved))}: the service sets "
+                         f"{', '.join(sorted(AUTHORIZATION_REQUEST_PARAMS))} itself")
+
 
 # Token states as oauthflow writes them (it is the only writer of token status).
 HEALTHY_TOKEN_STATES = frozenset({"active", "refreshing", "valid"})
@@ -63,7 +95,7 @@ CONNECTION_TYPE = ConnectionType(
     fields=(
         FieldSpec("client_id", required=True),
         FieldSpec("client_secret", required=True, secret=True),
-        FieldSpec("auth_url", kind="url", validators=(https_url_unless_loopback,),
+        FieldSpec("auth_url", kind="url", validators=(authorization_endpoint_url,),
                   help="authorization endpoint (code flow)"),
         FieldSpec("token_url", kind="url", required=True, validators=(https_url_unless_loopback,)),
         FieldSpec("device_authorization_url", kind="url", validators=(https_url_unless_loopback,),
@@ -71,7 +103,7 @@ CONNECTION_TYPE = ConnectionType(
         FieldSpec("scopes", kind="list", default=[], help="default scopes"),
         FieldSpec("token_endpoint_auth_method", default="client_secret_basic",
                   choices=("client_secret_basic", "client_secret_post")),
-        FieldSpec("extra_authorization_params", kind="mapping", default={},
+        FieldSpec("extra_authorization_params", kind="mapping", default={}, validators=(no_reserved_params,),
                   help="e.g. {\"prompt\": \"consent\", \"access_type\": \"offline\"}"),
         FieldSpec("issuer", kind="url", validators=(https_url_unless_loopback,),
                   help="the provider's issuer identifier, checked against `iss` (RFC 9207); "

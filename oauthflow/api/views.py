@@ -112,8 +112,9 @@ def _admin_url(connection_name: str) -> str:
 
 class OAuthCallbackApi(APIView):
     """The provider's redirect. Unauthenticated by necessity; it protects itself: the state is
-    random, single use, expiring and bound to the user who started the flow; `iss` is checked;
-    a replay answers with the earlier outcome and never exchanges a code twice."""
+    random, single use, expiring and bound to the user who started the flow; `iss` is checked
+    (and required when the provider's metadata says it sends it); a replay answers with the
+    earlier outcome and status and never exchanges a code twice."""
 
     # Session only: to see which logged-in user (if any) the browser belongs to.
     authentication_classes = [SessionAuthentication]
@@ -125,8 +126,10 @@ class OAuthCallbackApi(APIView):
     validates_own_query = True
 
     @extend_schema(parameters=[OAuthCallbackQuerySerializer], tags=["oauth"], responses={
-        200: OpenApiResponse(str, description="HTML page: connected, or the provider's refusal explained"),
-        400: OpenApiResponse(str, description="HTML page: unknown, expired or malformed state"),
+        200: OpenApiResponse(str, description="HTML page: connected (or being completed by an earlier request)"),
+        400: OpenApiResponse(str, description="HTML page: not connected: unknown, expired or malformed state, "
+                                              "issuer missing (RFC 9207) or wrong, the provider's refusal "
+                                              "(access_denied...), or a failed code exchange"),
         403: OpenApiResponse(str, description="HTML page: the flow belongs to another logged-in user"),
     })
     def get(self, request: Request) -> Response:

@@ -40,7 +40,8 @@ def test_code_flow_with_pkce_connects_and_stores_tokens_encrypted(make_connectio
 
 def test_authorization_url_carries_s256_challenge_exact_redirect_and_extra_params(make_connection: Any,
                                                                                   operator_client: Any) -> None:
-    connection = make_connection(extra_authorization_params={"prompt": "consent", "state": "evil"})
+    # A reserved name in extra_authorization_params is refused outright: test_authorization_request_params.py.
+    connection = make_connection(extra_authorization_params={"prompt": "consent"})
 
     body = operator_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json").json()
 
@@ -49,7 +50,7 @@ def test_authorization_url_carries_s256_challenge_exact_redirect_and_extra_param
     assert len(params["code_challenge"]) == 43
     assert params["redirect_uri"] == REDIRECT_URI
     assert params["prompt"] == "consent"
-    assert params["state"] == body["state"]  # an extra param cannot replace the state
+    assert params["state"] == body["state"]
     row = OAuthState.objects.get(state=body["state"])
     assert row.verifier_ciphertext and params["code_challenge"] not in row.verifier_ciphertext
 
@@ -118,7 +119,7 @@ def test_access_denied_redirect_is_shown_clearly(make_connection: Any, operator_
 
     page = client.get(redirect[len(BASE):])
 
-    assert page.status_code == 200
+    assert page.status_code == 400  # not connected: never a 200 page (issue 12)
     assert b'data-code="access_denied"' in page.content
     assert b"Access was denied at the provider" in page.content
     assert not OAuthToken.objects.filter(connection=connection).exists()
@@ -134,6 +135,7 @@ def test_wrong_issuer_is_refused_without_exchange(make_connection: Any, operator
 
     page = client.get("/api/v1/oauth/callback", {**params, "iss": "https://attacker.example"})
 
+    assert page.status_code == 400
     assert b'data-code="issuer_mismatch"' in page.content
     assert oidc.token_requests("authorization_code") == 0
 
