@@ -8,7 +8,10 @@ from catalog import selectors
 from synthorg.dashboard import Card, Stat
 
 
-def catalog_card(request: HttpRequest) -> Card:
+def catalog_card(request: HttpRequest) -> Card | None:
+    # As the catalog page itself: for those who may view installations (or change them).
+    if not (request.user.has_perm("catalog.view_installation") or request.user.has_perm("catalog.change_installation")):
+        return None
     page = reverse("admin:catalog_catalogpage_changelist")
     installations = reverse("admin:catalog_installation_changelist")
     entries = selectors.catalog_list()
