@@ -200,3 +200,32 @@ def test_request_id_passes_through_both_ways(front_door: FrontDoor) -> None:
     response = connection.getresponse()
     response.read()
     assert response.getheader("X-Request-ID") == "front-door-probe-1"
+
+
+def test_compose_renders_the_template_into_a_valid_nginx_conf(tmp_path: Path) -> None:
+    """docker-compose's own command (its `$$` unescaped) through the real envsubst, then `nginx -t`."""
+    import yaml
+
+    if not os.path.exists(NGINX) or shutil.which("envsubst") is None:
+        if os.environ.get("SYNTHORG_REQUIRE_SERVICES") == "1":
+            pytest.fail("nginx and envsubst are required")
+        pytest.skip("nginx or envsubst is not installed")
+    service = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["nginx"]
+    script = service["command"][2].replace("$$", "$")
+    script = script.replace("/etc/nginx/synthorg/nginx.conf", str(TEMPLATE))
+    script = script.replace("/etc/nginx/nginx.conf", str(tmp_path / "nginx.conf"))
+    script = script.split("&& exec nginx")[0]
+    env = {"PATH": os.environ["PATH"], **service["environment"],
+           # The compose network's name does not resolve here; the default of the size limit is compose's.
+           "SYNTHORG_UPSTREAM": "127.0.0.1:8000", "SYNTHORG_LISTEN": f"127.0.0.1:{free_port()}",
+           "SYNTHORG_MAX_PAYLOAD_BYTES": re.fullmatch(r"\$\{\w+:-(\d+)\}",
+                                                      service["environment"]["SYNTHORG_MAX_PAYLOAD_BYTES"]).group(1)}
+    subprocess.run(["/bin/sh", "-c", script], env=env, check=True, timeout=30)
+    rendered = (tmp_path / "nginx.conf").read_text()
+    assert "${" not in rendered and "$proxy_add_x_forwarded_for" in rendered and "$http_host" in rendered
+    assert "client_max_body_size 1000000;" in rendered
+    tmp_path.chmod(0o755)
+    check = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+                            "-e", str(tmp_path / "error.log"), "-g", f"pid {tmp_path / 'nginx.pid'};"],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
