@@ -23,12 +23,14 @@ and has no stamp (nothing is cached).
 
 When Redis is configured but unreachable (killed, restarting), the receiver keeps accepting
 (issue 13: GitHub never retries a 503): both budgets fall back to buckets in this process's
-memory (`integrations.ratelimit.memory_store`), each a share of the shared budget, ``rpm /
-WEB_CONCURRENCY`` (the number of web worker processes, gunicorn's own variable), so the
-service as a whole admits about what Redis would have. There is no stamp meanwhile (the
-connection is read every time); the delivery is stored and the outbox publishes it once the
-broker is back. Redis is tried again `REDIS_RETRY_SECONDS` after a failure, and the fallback is
-counted and logged once per minute, not per request.
+memory (`integrations.ratelimit.memory_store`). Each refills at this process's share of the
+budget, ``rpm / WEB_CONCURRENCY`` (the number of web worker processes, gunicorn's own
+variable), so the service as a whole keeps the shared rate; each still takes the whole
+budget at once, as the shared bucket does, so a sender's burst is not refused because the
+workers happened to hand it all to one process. There is no stamp meanwhile (the connection
+is read every time); the delivery is stored and the outbox publishes it once the broker is
+back. Redis is tried again `REDIS_RETRY_SECONDS` after a failure, and the fallback is counted
+and logged once per minute, not per request.
 """
 from __future__ import annotations
 
@@ -47,13 +49,14 @@ from integrations import generation
 from integrations.ratelimit import RateLimitExceeded, get_rate_limiter
 from integrations.ratelimit.memory_store import MemoryStore
 from integrations.ratelimit.redis_store import _NOW, GCRA_FUNCTION, RedisStore
-from integrations.ratelimit.store import gcra_parameters
+from integrations.ratelimit.store import Decision, gcra_parameters
 
 logger = logging.getLogger(__name__)
 
-# The number of web worker processes sharing the budgets: gunicorn's own variable (it reads
-# WEB_CONCURRENCY as its default --workers). Unset or invalid: 1.
+# The number of web worker processes sharing the budgets: gunicorn's own variable, which
+# deploy/gunicorn.conf.py reads with the same default.
 WEB_WORKERS_ENV = "WEB_CONCURRENCY"
+DEFAULT_WEB_WORKERS = 4
 # After Redis fails, this process uses its own buckets for this long before asking again, so a
 # Redis that times out (rather than refusing at once) costs one timeout per window, not per request.
 REDIS_RETRY_SECONDS = 2.0
@@ -125,16 +128,22 @@ def _burst(rpm: int) -> int:
 
 
 def web_workers() -> int:
-    """How many web processes share the budgets (``WEB_CONCURRENCY``; 1 when unset or invalid)."""
+    """How many web processes share the budgets: ``WEB_CONCURRENCY``, else gunicorn's default here."""
     try:
-        return max(1, int(os.environ.get(WEB_WORKERS_ENV, "1")))
+        workers = int(os.environ.get(WEB_WORKERS_ENV, "").strip() or DEFAULT_WEB_WORKERS)
     except ValueError:
-        return 1
+        return DEFAULT_WEB_WORKERS  # gunicorn.conf.py refuses to start with such a value
+    return max(1, workers)
 
 
 def process_share(rpm: int) -> int:
-    """This process's part of a budget of ``rpm`` per minute while Redis is down (at least 1)."""
+    """This process's refill rate, per minute, of a budget of ``rpm`` while Redis is down (at least 1)."""
     return max(1, math.ceil(rpm / web_workers()))
+
+
+def _local_take(store: MemoryStore, key: str, rpm: int) -> Decision:
+    # Refills at this process's share; holds the whole budget, like the shared bucket (`_burst`).
+    return store.acquire(key, rpm=process_share(rpm), burst=_burst(rpm))
 
 
 class LocalBudgets:
@@ -165,7 +174,8 @@ class LocalBudgets:
             if self._outage_started is None:
                 self._outage_started = now
                 logger.warning("the shared rate limiter (Redis) is unreachable: the webhook receiver admits "
-                               "under per-process budgets (1/%d of each) until it is back: %s", web_workers(), exc)
+                               "under per-process budgets (refilling at 1/%d of each) until it is back: %s",
+                               web_workers(), exc)
 
     def redis_answered(self) -> None:
         if self._outage_started is None:
@@ -183,14 +193,12 @@ class LocalBudgets:
               connection_rpm: int) -> Admission:
         self._count()
         if flood_rpm and remote_ip:
-            share = process_share(flood_rpm)
-            decision = self.store.acquire(address_bucket(remote_ip), rpm=share, burst=share - 1)
+            decision = _local_take(self.store, address_bucket(remote_ip), flood_rpm)
             if not decision.allowed:
                 return Admission(flood_retry_after=decision.retry_after, local=True)
         if not connection_rpm:
             return Admission(local=True)
-        share = process_share(connection_rpm)
-        decision = self.store.acquire(connection_bucket(connection_name), rpm=share, burst=share - 1)
+        decision = _local_take(self.store, connection_bucket(connection_name), connection_rpm)
         return Admission(connection_reserved=decision.allowed, connection_retry_after=decision.retry_after,
                          local=True)
 
@@ -206,8 +214,8 @@ class LocalBudgets:
                 self._logged_at = now
             elif now - self._logged_at >= FALLBACK_LOG_INTERVAL_SECONDS:
                 logger.warning("the shared rate limiter (Redis) is still unreachable: %d requests in the last "
-                               "%.0f s were decided by per-process budgets (1/%d of each)", self._since_log,
-                               now - self._logged_at, web_workers())
+                               "%.0f s were decided by per-process budgets (refilling at 1/%d of each)",
+                               self._since_log, now - self._logged_at, web_workers())
                 self._since_log = 0
                 self._logged_at = now
 

@@ -73,7 +73,9 @@ def test_defaults_have_both_limits_on() -> None:
     assert cfg.rate_limit_rpm > 0 and cfg.flood_rpm_per_ip > 0
 
 
-def test_thirty_signed_deliveries_are_accepted_and_stored_while_redis_is_down(redis_down: None) -> None:
+def test_thirty_signed_deliveries_are_accepted_and_stored_while_redis_is_down(redis_down: None,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)  # the default deployment
     responses = [deliver(n) for n in range(30)]
     assert [r.status_code for r in responses] == [202] * 30
     stored = set(Delivery.objects.values_list("pk", flat=True))
@@ -87,22 +89,25 @@ def test_duplicates_are_still_duplicates_while_redis_is_down(redis_down: None) -
                                                          "delivery_id": first.json()["delivery_id"]}
 
 
-def test_the_connection_limit_is_this_process_share(redis_down: None, settings: Any,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_connection_limit_refills_at_this_process_share(redis_down: None, settings: Any, clock: Clock,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     settings.SYNTHORG_CONFIG_OVERRIDES = {"webhooks": {"rate_limit_rpm": 10}}
     monkeypatch.setenv("WEB_CONCURRENCY", "2")
     assert process_share(10) == 5
-    codes = [deliver(n).status_code for n in range(7)]
-    assert codes == [202] * 5 + [429] * 2
-    assert Delivery.objects.count() == 5
+    # The whole minute's budget at once (as the shared bucket), then 5 a minute: one per 12 s.
+    assert [deliver(n).status_code for n in range(11)] == [202] * 10 + [429]
+    clock.now += 12.5
+    assert [deliver(n).status_code for n in range(11, 13)] == [202, 429]
+    assert Delivery.objects.count() == 11
 
 
-def test_the_flood_guard_is_this_process_share(redis_down: None, settings: Any,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    settings.SYNTHORG_CONFIG_OVERRIDES = {"webhooks": {"flood_rpm_per_ip": 9}}
+def test_the_flood_guard_refills_at_this_process_share(redis_down: None, settings: Any, clock: Clock,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.SYNTHORG_CONFIG_OVERRIDES = {"webhooks": {"flood_rpm_per_ip": 6}}
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
-    codes = [deliver(n).status_code for n in range(4)]
-    assert codes == [202, 202, 202, 429]
+    assert [deliver(n).status_code for n in range(7)] == [202] * 6 + [429]
+    clock.now += 30.5  # 2 a minute here
+    assert [deliver(n).status_code for n in range(7, 9)] == [202, 429]
 
 
 def test_a_refused_delivery_hands_its_local_reservation_back(redis_down: None, settings: Any) -> None:
@@ -113,10 +118,11 @@ def test_a_refused_delivery_hands_its_local_reservation_back(redis_down: None, s
     assert [deliver(n).status_code for n in range(3)] == [202, 202, 429]
 
 
-@pytest.mark.parametrize("workers", ["", "0", "many", "-3"])
-def test_an_unset_or_invalid_worker_count_means_one(monkeypatch: pytest.MonkeyPatch, workers: str) -> None:
+@pytest.mark.parametrize(("workers", "share"), [("", 25), ("many", 25), ("1", 100), ("0", 100), ("3", 34)])
+def test_the_share_follows_the_worker_count(monkeypatch: pytest.MonkeyPatch, workers: str, share: int) -> None:
+    # Unset: deploy/gunicorn.conf.py's default of 4 workers.
     monkeypatch.setenv("WEB_CONCURRENCY", workers)
-    assert process_share(100) == 100
+    assert process_share(100) == share
 
 
 def test_the_fallback_is_logged_once_per_minute_not_per_request(redis_down: None, clock: Clock,
