@@ -239,7 +239,10 @@ class PyngrokAgent:
         if not os.path.isfile(self.path):
             # pyngrok would download the agent here; this machine may have no internet.
             raise AgentError(f"the ngrok agent is not installed at {self.path}")
-        self._write_token(auth_token)
+        try:
+            self._write_token(auth_token)
+        except (OSError, PyngrokError) as exc:
+            raise AgentError(f"cannot write the agent's config file ({type(exc).__name__})") from None
         # pyngrok checks its startup timeout only between lines of the agent's output: an
         # agent that prints nothing would block it forever. The watchdog kills such an agent
         # (its stdout closes, pyngrok gives up with "unable to start").
@@ -254,7 +257,10 @@ class PyngrokAgent:
         finally:
             watchdog.cancel()
             # The agent read its config at startup; the token does not stay on disk.
-            self._write_token(None)
+            try:
+                self._write_token(None)
+            except (OSError, PyngrokError) as exc:
+                logger.warning("could not remove the token from the agent's config file (%s)", type(exc).__name__)
         public_url = tunnel.public_url or ""
         if public_url.startswith("http://"):
             public_url = "https://" + public_url[len("http://"):]
