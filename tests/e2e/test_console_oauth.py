@@ -95,7 +95,7 @@ def test_connect_runs_code_flow_at_real_provider_and_shows_token_status(
     console.shot("console-oauth-token-status")
     console.goto("/admin/oauthflow/oauthtoken/")
     row = page.locator("#result_list tr", has_text=oauth_connection.name)
-    assert "active" in row.inner_text().lower()
+    assert row.locator(".oauth-badge").inner_text() == "connected"  # a worded badge (issue 13 §6)
     console.shot("console-oauth-tokens")
     assert console.leaks() == []
 

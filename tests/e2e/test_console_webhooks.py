@@ -78,7 +78,7 @@ def test_signed_webhook_shows_in_activity_log_with_the_run_its_rule_fired(consol
     assert "succeeded" in run_row.inner_text().lower()
     console.shot("console-workflow-runs")
     run_row.locator("a").first.click()
-    page.wait_for_selector(".field-status")
-    assert "succeeded" in page.locator(".field-status").inner_text().lower()
+    page.wait_for_selector(".field-status_badge")  # the worded status badge (issue 13 §6)
+    assert "succeeded" in page.locator(".field-status_badge").inner_text().lower()
     console.shot("console-workflow-run")
     assert console.leaks() == []
