@@ -1,4 +1,5 @@
-"""Both stores, one contract: GCRA admission, pauses and concurrency leases (time injected)."""
+"""Every store, one contract: GCRA admission, pauses and concurrency leases (time injected).
+The memory store is the webhook receiver's per-process fallback while Redis is down."""
 from __future__ import annotations
 
 import time
@@ -8,6 +9,7 @@ from typing import Any
 import pytest
 
 from integrations.ratelimit.database_store import DatabaseStore
+from integrations.ratelimit.memory_store import MemoryStore
 from integrations.ratelimit.redis_store import RedisStore
 from integrations.ratelimit.store import RateLimitStore
 
@@ -15,10 +17,12 @@ from integrations.ratelimit.store import RateLimitStore
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(params=["redis", "database"])
+@pytest.fixture(params=["redis", "database", "memory"])
 def store(request: pytest.FixtureRequest) -> RateLimitStore:
     if request.param == "redis":
         return RedisStore(request.getfixturevalue("redis_client"))
+    if request.param == "memory":
+        return MemoryStore()
     return DatabaseStore()
 
 
