@@ -34,6 +34,7 @@ def test_dashboard_cards_are_on_the_index_only(root_console: ConsoleClient) -> N
     app_index = root_console.get(reverse("admin:app_list", args=["integrations"])).content.decode()
 
     assert 'class="synthorg-dashboard"' in index
+    assert "{#" not in index and "{%" not in index  # no template comment leaks onto the page
     assert 'class="synthorg-dashboard"' not in app_index
     assert "Connections" in app_index  # the app's own model list is still there
 

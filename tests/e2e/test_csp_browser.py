@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from integrations import services as connection_services
-from tests.e2e.browser import admin_login, browser, page  # noqa: F401  (fixtures)
+from tests.e2e.browser import admin_login
 from tests.e2e.console import ADMIN_PASSWORD, ADMIN_USERNAME
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -51,7 +51,7 @@ class Watched:
 
 
 @pytest.fixture
-def tab(page: Any, live_server: Any) -> Iterator[Watched]:  # noqa: F811
+def tab(page: Any, live_server: Any) -> Iterator[Watched]:
     watched = Watched(page, live_server.url)
     yield watched
     assert not watched.violations, watched.violations
