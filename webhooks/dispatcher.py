@@ -36,6 +36,45 @@ LINGER_SECONDS = 0.05
 EXIT_FLUSH_SECONDS = 3.0
 
 
+class BrokerOutageLog:
+    """While the broker refuses messages (Redis down), a warning when it starts, one a minute
+    while it lasts and one when it accepts again: a line per batch would be a line per
+    request exactly when the log matters (issue 13)."""
+
+    INTERVAL_SECONDS = 60.0
+
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._logged_at = 0.0
+        self._left = 0
+
+    def refused(self, count: int, exc: BaseException) -> None:
+        now = self._monotonic()
+        with self._lock:
+            self._left += count
+            if self._since is None:
+                self._since, self._logged_at = now, now
+                logger.warning("broker unavailable, %d deliveries left to the outbox sweep: %s", count, exc)
+                self._left = 0
+            elif now - self._logged_at >= self.INTERVAL_SECONDS:
+                logger.warning("broker still unavailable: %d more deliveries left to the outbox sweep in %.0f s: %s",
+                               self._left, now - self._logged_at, exc)
+                self._logged_at, self._left = now, 0
+
+    def accepted(self) -> None:
+        if self._since is None:
+            return
+        with self._lock:
+            if self._since is not None:
+                logger.warning("broker available again after %.0f s", self._monotonic() - self._since)
+                self._since, self._left = None, 0
+
+
+broker_outage_log = BrokerOutageLog()
+
+
 def send_batch(delivery_ids: list[int]) -> bool:
     """One Celery message for these deliveries; False when the broker refused it."""
     from webhooks.tasks import delivery_publish_batch_task
@@ -44,8 +83,9 @@ def send_batch(delivery_ids: list[int]) -> bool:
         # retry=False: a dead broker must not stall the queue in kombu's retry loop.
         delivery_publish_batch_task.apply_async((delivery_ids,), retry=False)
     except (OperationalError, OSError) as exc:
-        logger.warning("broker unavailable, %d deliveries left to the outbox sweep: %s", len(delivery_ids), exc)
+        broker_outage_log.refused(len(delivery_ids), exc)
         return False
+    broker_outage_log.accepted()
     return True
 
 

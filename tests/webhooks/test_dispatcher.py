@@ -175,7 +175,10 @@ def test_send_batch_hands_one_message_to_celery() -> None:
 @pytest.mark.parametrize("error", [OperationalError("connection refused"), ConnectionRefusedError(111, "refused")])
 def test_send_batch_returns_false_and_logs_when_the_broker_refuses(
         error: Exception, caplog: pytest.LogCaptureFixture) -> None:
+    from webhooks import dispatcher as dispatcher_module
+
     with mock.patch.object(delivery_publish_batch_task, "apply_async", side_effect=error), \
+            mock.patch.object(dispatcher_module, "broker_outage_log", dispatcher_module.BrokerOutageLog()), \
             caplog.at_level(logging.WARNING, logger="webhooks.dispatcher"):
         assert send_batch([7, 8]) is False
     assert "broker unavailable, 2 deliveries left to the outbox sweep" in caplog.text

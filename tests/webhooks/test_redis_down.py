@@ -204,3 +204,28 @@ def test_a_run_that_meets_the_limiter_outage_is_retried_with_backoff(settings: A
         waits.append(outcome.retry_in)
         WorkflowRun.objects.filter(pk=run.pk).update(next_attempt_at=None)
     assert waits[1] > waits[0] > 0  # backoff
+
+
+def test_a_refusing_broker_is_logged_once_per_minute_not_per_batch(caplog: pytest.LogCaptureFixture,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   clock: Clock) -> None:
+    from unittest import mock
+
+    from kombu.exceptions import OperationalError
+
+    from webhooks import dispatcher
+    from webhooks.tasks import delivery_publish_batch_task
+
+    monkeypatch.setattr(dispatcher, "broker_outage_log", dispatcher.BrokerOutageLog(monotonic=clock))
+    with caplog.at_level(logging.WARNING, logger="webhooks.dispatcher"):
+        with mock.patch.object(delivery_publish_batch_task, "apply_async", side_effect=OperationalError("refused")):
+            assert not any(dispatcher.send_batch([n]) for n in range(20))
+            clock.now += 61
+            assert dispatcher.send_batch([99]) is False
+        with mock.patch.object(delivery_publish_batch_task, "apply_async"):
+            assert dispatcher.send_batch([100]) is True
+    lines = [r.getMessage() for r in caplog.records if r.name == "webhooks.dispatcher"]
+    assert len(lines) == 3
+    assert lines[0].startswith("broker unavailable, 1 deliveries")
+    assert lines[1].startswith("broker still unavailable: 20 more deliveries")
+    assert lines[2].startswith("broker available again")
