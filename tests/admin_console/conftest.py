@@ -5,12 +5,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 
 from integrations import services as connection_services
 from integrations.models import Connection
+from tests.permissions import grant
 
 # Values that must never appear in a page's HTML.
 CANARY_TOKEN = "ghp_CANARY_console_0123456789abcdef"
@@ -33,14 +33,6 @@ class ConsoleClient(Client):
 
     def post_without_token(self, path: str, data: dict[str, Any] | None = None, **extra: Any) -> Any:
         return super().post(path, data or {}, **extra)
-
-
-def grant(user: Any, *perms: str) -> Any:
-    for perm in perms:
-        app_label, codename = perm.split(".")
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-    # Permissions are cached on the instance: fetch it again.
-    return type(user).objects.get(pk=user.pk)
 
 
 @pytest.fixture

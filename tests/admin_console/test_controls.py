@@ -1,7 +1,9 @@
 """Every console control that changes state: POST only (405 on GET), CSRF (403 without the
 token), its own permission (403 without it, nothing changed), and it works with it.
 
-Each control is declared once (`Control`); the four cases are generated for all of them.
+Each control is declared once (`Control`) with the action of `synthorg.permissions.ACTIONS`
+it performs, the same table the API asks (its endpoints are declared the same way in
+tests/synthorg/test_api_permissions.py); the cases are generated for all of them.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from catalog import services as catalog_services
@@ -20,9 +23,11 @@ from integrations import services as connection_services
 from integrations.models import Connection, TunnelState
 from oauthflow import services as oauth_services
 from oauthflow.models import OAuthDeviceFlow, OAuthState
+from synthorg import permissions
 from synthorg.models import AuditEvent
 from tests.admin_console.conftest import CANARY_TOKEN, ConsoleClient
 from tests.peers.device_stub import DeviceStub
+from tests.permissions import SERVICE_APPS
 from webhooks.models import WorkflowRun
 
 pytestmark = pytest.mark.django_db
@@ -31,11 +36,17 @@ pytestmark = pytest.mark.django_db
 @dataclass(frozen=True)
 class Control:
     name: str
-    permission: str
+    action: str  # in synthorg.permissions.ACTIONS
     # Prepares the state; returns (url, POST data, context for the checks).
     setup: Callable[[Any], tuple[str, dict[str, Any], Any]]
     done: Callable[[Any, Any], None]  # the effect happened (given the context and the response)
     untouched: Callable[[Any], None]  # nothing happened
+
+    @property
+    def permissions(self) -> tuple[str, ...]:
+        """The fewest permissions that grant the action."""
+        need = permissions.need(self.action)
+        return need.all_of + need.any_of[:1]
 
 
 # --- setups -----------------------------------------------------------------------------------
@@ -213,16 +224,16 @@ def _not_revealed(connection: Connection) -> None:
 
 
 CONTROLS = [
-    Control("check_now", "integrations.change_connection", _unreachable_http, _checked, _not_checked),
-    Control("connect", "oauthflow.add_oauthtoken", _connect, _connected, _not_connected),
-    Control("device_flow", "oauthflow.add_oauthtoken", _device, _device_started, _device_not_started),
-    Control("install", "catalog.add_installation", _install, _installed, _not_installed),
-    Control("uninstall", "catalog.delete_installation", _uninstall, lambda e, r: _not_installed(e), _still_installed),
-    Control("verify", "catalog.verify_installation", _verify, _verify_queued, _no_verify_job),
-    Control("tunnel_start", "integrations.control_tunnel", _tunnel_start, _tunnel_wanted, _tunnel_not_wanted),
-    Control("tunnel_stop", "integrations.control_tunnel", _tunnel_stop, _tunnel_stopped, _tunnel_still_running),
-    Control("retry", "webhooks.change_workflowrun", _retry, _retried, _not_retried),
-    Control("reveal", "integrations.reveal_secret", _reveal, _revealed, _not_revealed),
+    Control("check_now", "connection.check", _unreachable_http, _checked, _not_checked),
+    Control("connect", "oauth.grant_start", _connect, _connected, _not_connected),
+    Control("device_flow", "oauth.grant_start", _device, _device_started, _device_not_started),
+    Control("install", "mcp.install", _install, _installed, _not_installed),
+    Control("uninstall", "mcp.uninstall", _uninstall, lambda e, r: _not_installed(e), _still_installed),
+    Control("verify", "mcp.verify", _verify, _verify_queued, _no_verify_job),
+    Control("tunnel_start", "tunnel.control", _tunnel_start, _tunnel_wanted, _tunnel_not_wanted),
+    Control("tunnel_stop", "tunnel.control", _tunnel_stop, _tunnel_stopped, _tunnel_still_running),
+    Control("retry", "workflow_run.retry", _retry, _retried, _not_retried),
+    Control("reveal", "connection.reveal_secret", _reveal, _revealed, _not_revealed),
 ]
 IDS = [c.name for c in CONTROLS]
 
@@ -230,7 +241,7 @@ IDS = [c.name for c in CONTROLS]
 @pytest.mark.parametrize("control", CONTROLS, ids=IDS)
 def test_get_is_refused_with_405(control: Control, request: Any, console: Callable[..., ConsoleClient]) -> None:
     url, _, context = control.setup(request)
-    client = console(control.permission)
+    client = console(*control.permissions)
 
     response = client.get(url)
 
@@ -242,7 +253,7 @@ def test_get_is_refused_with_405(control: Control, request: Any, console: Callab
 def test_post_without_csrf_token_is_refused_with_403(control: Control, request: Any,
                                                      console: Callable[..., ConsoleClient]) -> None:
     url, data, context = control.setup(request)
-    client = console(control.permission)
+    client = console(*control.permissions)
 
     response = client.post_without_token(url, data)
 
@@ -267,7 +278,7 @@ def test_staff_without_permission_is_refused_with_403(control: Control, request:
 def test_holder_of_the_permission_changes_state(control: Control, request: Any,
                                                 console: Callable[..., ConsoleClient]) -> None:
     url, data, context = control.setup(request)
-    client = console(control.permission)
+    client = console(*control.permissions)
 
     response = client.post(url, data)
 
@@ -283,4 +294,20 @@ def test_anonymous_post_is_sent_to_the_login_page(control: Control, request: Any
 
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
+    control.untouched(context)
+
+
+@pytest.mark.parametrize("control", CONTROLS, ids=IDS)
+def test_holder_of_every_other_permission_is_refused(control: Control, request: Any,
+                                                     console: Callable[..., ConsoleClient]) -> None:
+    url, data, context = control.setup(request)
+    need = permissions.need(control.action)
+    everything = {f"{app}.{codename}" for app, codename in Permission.objects.filter(
+        content_type__app_label__in=SERVICE_APPS).values_list("content_type__app_label", "codename")}
+    missing = set(need.all_of[:1]) if need.all_of else set(need.any_of)
+    client = console(*sorted(everything - missing))
+
+    response = client.post(url, data)
+
+    assert response.status_code == 403, missing
     control.untouched(context)
