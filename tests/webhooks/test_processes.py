@@ -15,7 +15,7 @@ from django.conf import settings
 from tests.e2e.embedded import free_port
 from tests.webhooks import processes
 from tests.webhooks.receiving import github_headers, make_github
-from webhooks import services
+from webhooks import gate, services
 from webhooks.models import BusDelivery, BusMessage, Delivery, WorkflowRun
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
@@ -84,6 +84,7 @@ def test_nothing_lost_or_doubled_when_broker_and_worker_fail(tmp_path: Path) -> 
         burst(10, 10)
         redis = processes.redis_server(redis_port, tmp_path)
         started.append(redis)
+        time.sleep(gate.REDIS_RETRY_SECONDS + 0.5)  # the web process asks Redis again after this
         burst(20, 10)
         # Kill the worker while it publishes the next burst, then start another.
         burst(30, 20)
@@ -102,6 +103,10 @@ def test_nothing_lost_or_doubled_when_broker_and_worker_fail(tmp_path: Path) -> 
         for proc in reversed(started):
             proc.stop()
     assert len(set(accepted)) == 60
+    # The outage is logged once when it starts (and once when it ends), not per delivery.
+    web_log = (tmp_path / "web.log").read_text(errors="replace")
+    assert web_log.count("the shared rate limiter (Redis) is unreachable") == 1, web_log[-3000:]
+    assert web_log.count("the shared rate limiter (Redis) is reachable again") == 1
     assert BusMessage.objects.filter(channel="webhooks").count() == 60
     assert BusDelivery.objects.filter(subscriber="external_trigger_strategy").count() == 60
     runs = list(WorkflowRun.objects.values_list("event_id", flat=True))
