@@ -77,6 +77,8 @@ def test_console_pages_as_the_operator_sees_them(page: Any, live_server: Any, su
         app_label, codename = perm.split(".")
         viewer.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
     page.set_viewport_size({"width": 1280, "height": 800})
+    violations: list[str] = []  # every page here also runs under the Content-Security-Policy
+    page.on("console", lambda message: "Content Security Policy" in message.text and violations.append(message.text))
 
     # A view-only operator: the dashboard with its cards, the catalog in the sidebar.
     admin_login(page, base, "viewer", "pw-viewer-123")
@@ -129,6 +131,7 @@ def test_console_pages_as_the_operator_sees_them(page: Any, live_server: Any, su
     assert len(queued) == 1
     _shot(page, "console-runs-after-retry")
 
+    assert violations == []
     for name in ("console-dashboard", "console-catalog", "console-runs-after-retry"):
         target = DOCS if os.environ.get("SYNTHORG_UPDATE_SCREENSHOTS") == "1" else SCREENSHOTS
         assert (target / f"{name}.png").stat().st_size < 150_000
