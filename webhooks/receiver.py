@@ -403,6 +403,9 @@ def _verify(connection: Connection, *, body: bytes, headers: Mapping[str, str], 
                      "current" if result.secret_index == 0 else "previous", Delivery.Outcome.ACCEPTED)
 
 
+# The body and everything parsed from it stay out of error reports (DEBUG's 500 page, mailed
+# reports): no payload fragment in any log (issue 13).
+@sensitive_variables("body", "parsed", "payload", "values")
 def delivery_receive(*, connection_name: str, path_event_type: str, body: bytes, headers: Mapping[str, str],
                      content_type: str, remote_ip: str | None, now: float | None = None,
                      admission: Admission | None = None) -> Receipt:

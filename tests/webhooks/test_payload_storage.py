@@ -162,3 +162,45 @@ def test_a_refused_insert_logs_neither_the_database_message_nor_the_payload(capl
     assert response.status_code == 500
     assert MARKER not in caplog.text
     assert "could not be stored: UntranslatableCharacter" in caplog.text
+
+
+def test_http_forward_posts_the_payload_as_sent() -> None:
+    from integrations import services as connection_services
+    from tests.peers.http_peer import HttpPeer, Reply
+
+    with HttpPeer() as peer:
+        peer.script("/hook", Reply(200, b"{}"))
+        connection_services.connection_create(name="sink", connection_type="generic_http",
+                                              credentials={"base_url": peer.url("/"), "token": "sink-token"})
+        make_github()
+        services.trigger_rule_create(data={"name": "fwd", "event_type": "*", "workflow": "http_forward",
+                                           "parameters": {"connection": "sink", "path": "/hook"}})
+        response = deliver(b'{"text": "x\\u0000y", "s": "\\ud800"}')
+        services.delivery_publish(delivery_id=response.json()["delivery_id"])
+        run = WorkflowRun.objects.get()
+        services.workflow_run_execute(run_id=run.pk)
+        forwarded = peer.received[0]
+    run.refresh_from_db()
+    assert run.status == WorkflowRun.Status.SUCCEEDED, run.error
+    assert json.loads(forwarded.body)["payload"] == {"text": "x\x00y", "s": "\ud800"}
+    assert b'"x\\u0000y"' in forwarded.body
+
+
+def test_an_error_report_shows_no_payload_fragment() -> None:
+    import sys
+
+    from django.views.debug import ExceptionReporter
+
+    make_github()
+    body = json.dumps({"t": MARKER}).encode()
+    refusal = psycopg.errors.UntranslatableCharacter("refused")
+    with mock.patch.object(receiver._delivery_insert, "run", side_effect=refusal):
+        try:
+            receiver.delivery_receive(connection_name="gh", path_event_type="push", body=body,
+                                      headers=github_headers(body), content_type="application/json",
+                                      remote_ip="127.0.0.1")
+        except receiver.DeliveryNotStored:
+            report = ExceptionReporter(None, *sys.exc_info()).get_traceback_text()
+        else:
+            pytest.fail("the refused insert was not reported")
+    assert "delivery_receive" in report and MARKER not in report
