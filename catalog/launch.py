@@ -15,6 +15,7 @@ from urllib.parse import quote
 from catalog.entries import TEMPLATE_RE, CatalogEntry
 from catalog.models import Installation
 from synthorg.config import Config, MCPServerConfig
+from synthorg.path_confinement import PathRefused, confine
 
 
 class LaunchUnavailable(Exception):
@@ -131,6 +132,32 @@ def _render(template: str, values: _Values) -> str | list[str] | None:
     return None if missing else rendered
 
 
+def connection_path_problem(connection: Any) -> str | None:
+    """Why a sqlite connection's file may not be handed to a server, or None (issue 12)."""
+    if connection is None or connection.config.get("dialect") != "sqlite":
+        return None
+    try:
+        confine(connection.config.get("database"), kind="any")
+    except PathRefused as exc:
+        return str(exc)
+    return None
+
+
+def _check_paths(entry: CatalogEntry, installation: Installation) -> None:
+    """Paths are checked again at every launch: a symlink may have moved, the roots narrowed."""
+    for name, spec in entry.options.items():
+        value = installation.options.get(name)
+        if value is None or spec.type not in {"file_path", "directory_list"}:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            try:
+                confine(item, kind="any")
+            except PathRefused as exc:
+                raise LaunchUnavailable(f"option {name}: {exc}") from None
+    if entry.connection_dialect == "sqlite" and (problem := connection_path_problem(installation.connection)):
+        raise LaunchUnavailable(f"the connection's database file {problem}")
+
+
 def render_server(entry: CatalogEntry, installation: Installation, config: Config, *,
                   materialise: bool = False) -> RenderedServer:
     """The installation as an `MCPServerConfig` named after the entry id.
@@ -138,6 +165,7 @@ def render_server(entry: CatalogEntry, installation: Installation, config: Confi
     An env var or argument whose template refers to an optional value that is not set is
     left out (Memory without a storage file uses the server's default).
     """
+    _check_paths(entry, installation)
     command, args = launch_recipe(entry, config)
     values = _Values(installation, config, materialise)
     for template in entry.args:

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -15,13 +13,14 @@ from django.utils import timezone
 from catalog import selectors
 from catalog.entries import CatalogEntry
 from catalog.install import merge_installed_servers
-from catalog.launch import LaunchUnavailable, render_server
+from catalog.launch import LaunchUnavailable, connection_path_problem, render_server
 from catalog.models import Installation, VerifyJob
 from catalog.verify import VerifyResult, verify_server
 from integrations.selectors import connection_find
 from synthorg.audit import audit_record
 from synthorg.config import get_config
 from synthorg.errors import ValidationFailed
+from synthorg.path_confinement import PathRefused, confine
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +33,6 @@ def _actor_name(actor: Any) -> str:
     return actor.get_username() if getattr(actor, "is_authenticated", False) else ""
 
 
-def _within(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
 def _check_option(entry: CatalogEntry, name: str, value: Any) -> list[str]:
     spec = entry.options[name]
     if spec.type == "string":
@@ -46,29 +41,22 @@ def _check_option(entry: CatalogEntry, name: str, value: Any) -> list[str]:
         if spec.pattern and not re.fullmatch(spec.pattern, value):
             return [f"must match {spec.pattern}"]
         return []
+    # Every path option, whatever the entry (issue 12: Memory's storage_file once accepted
+    # ~/.ssh/authorized_keys), is confined to the allowed roots, symlinks resolved.
     if spec.type == "file_path":
-        if not isinstance(value, str) or not os.path.isabs(value):
-            return ["must be an absolute path"]
-        if not Path(value).parent.is_dir():
-            return [f"the directory {str(Path(value).parent)!r} does not exist"]
+        try:
+            confine(value, kind="file")
+        except PathRefused as exc:
+            return [str(exc)]
         return []
-    # directory_list: absolute, existing, and under a configured root (symlinks resolved,
-    # so a link inside a root cannot expose a directory outside it).
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         return ["must be a non-empty list of absolute directory paths"]
-    roots = [Path(r).resolve() for r in get_config().integrations.mcp_catalog.filesystem_allowed_roots]
     problems = []
     for item in value:
-        if not os.path.isabs(item):
-            problems.append(f"{item!r} is not an absolute path")
-        elif not Path(item).is_dir():
-            problems.append(f"{item!r} does not exist or is not a directory")
-        elif not roots:
-            problems.append("no directory is allowed until integrations.mcp_catalog.filesystem_allowed_roots "
-                            "names at least one root")
-        elif not any(_within(Path(item).resolve(), root) for root in roots):
-            problems.append(f"{item!r} is not under an allowed root "
-                            "(integrations.mcp_catalog.filesystem_allowed_roots)")
+        try:
+            confine(item, kind="directory")
+        except PathRefused as exc:
+            problems.append(f"{item!r} {exc}")
     return problems
 
 
@@ -93,6 +81,9 @@ def _validate(entry: CatalogEntry, connection_name: str | None, options: dict[st
             problems["connection_name"] = [
                 f"{connection.name!r} has dialect {connection.config.get('dialect')!r}; {entry.name} needs "
                 f"{entry.connection_dialect}"]
+        elif (path_problem := connection_path_problem(connection)) is not None:
+            # A sqlite connection stored before the roots applied (or before they narrowed).
+            problems["connection_name"] = [f"{connection.name!r}: its database file {path_problem}"]
     for name in options:
         if name not in entry.options:
             allowed = ", ".join(entry.options) or "none"

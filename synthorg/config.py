@@ -160,8 +160,11 @@ class TunnelConfig:
 @dataclass(frozen=True)
 class MCPCatalogConfig:
     enabled: bool = _spec(True)
-    # Filesystem installs may only expose directories under these absolute roots ([] = none).
-    filesystem_allowed_roots: list[str] = _spec([])
+    # Every path chosen at install time (Filesystem's directories, Memory's storage_file, a sqlite
+    # connection's file) must lie under one of these after symlinks are resolved, and never in the
+    # service's own files (synthorg.path_confinement). Relative entries are under the var
+    # directory; [] allows no path at all.
+    allowed_roots: list[str] = _spec(["mcp"])
     # Bound on one verify (launch, initialize, list tools).
     verify_timeout_seconds: int = _spec(30, min=1, max=600)
     # When set, npm entries launch from this pre-installed node_modules (offline) instead of npx.

@@ -18,6 +18,9 @@ os.environ.pop("DEBUG", None)
 os.environ.setdefault("SYNTHORG_VAR_DIR", tempfile.mkdtemp(prefix="synthorg-test-var-"))
 os.environ.setdefault("SYNTHORG_REDIS_PREFIX", f"synthorg-test-{uuid.uuid4().hex[:12]}:")
 os.environ.pop("SYNTHORG_CONFIG", None)
+# Paths chosen by tests (pytest's tmp_path, sqlite files) live under the temp directory: allow it
+# as a root of integrations.mcp_catalog.allowed_roots (a test that changes the key overrides this).
+os.environ.setdefault("SYNTHORG_CFG__MCP_CATALOG__ALLOWED_ROOTS", f"[{os.path.realpath(tempfile.gettempdir())!r}]")
 
 from synthorg.settings import *  # noqa: F403
 from synthorg.settings import STORAGES

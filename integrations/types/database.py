@@ -10,6 +10,7 @@ from integrations.types.base import ConnectionType, FieldSpec, hostname, port_nu
 from integrations.types.probing import HealthResult, ProbeContext, healthy, unhealthy
 from synthorg import egress
 from synthorg.egress import ExternalServiceError
+from synthorg.path_confinement import PathRefused, confine
 
 DIALECTS = ("postgres", "mysql", "mariadb", "sqlite")
 DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "mariadb": 3306}
@@ -22,6 +23,13 @@ def _rules(values: Mapping[str, Any]) -> dict[str, list[str]]:
         for name in ("host", "port", "username", "password"):
             if values.get(name) not in (None, ""):
                 errors.setdefault(name, []).append("is not used with the sqlite dialect")
+        if values.get("database") is not None:
+            try:
+                # The file is opened by the health check and handed to the SQLite MCP server:
+                # it stays under the allowed roots, never the service's own database (issue 12).
+                confine(values["database"], kind="file")
+            except PathRefused as exc:
+                errors.setdefault("database", []).append(str(exc))
     elif dialect in DIALECTS and not values.get("host"):
         errors.setdefault("host", []).append(f"is required for the {dialect} dialect")
     return errors
@@ -66,8 +74,7 @@ def _select_one_mysql(context: ProbeContext, address: str, port: int) -> Any:
     return row[0] if row else None
 
 
-def _select_one_sqlite(context: ProbeContext) -> Any:
-    path = Path(str(context.values["database"])).expanduser()
+def _select_one_sqlite(path: Path, context: ProbeContext) -> Any:
     # mode=ro: a check must never create an empty database file where one is missing.
     uri = f"file:{quote(str(path))}?mode=ro"
     conn = sqlite3.connect(uri, uri=True, timeout=context.timeout)
@@ -93,7 +100,13 @@ def probe(context: ProbeContext) -> HealthResult:
     if dialect == "sqlite":
         where = "sqlite database"
         try:
-            value = _select_one_sqlite(context)
+            # Checked before the file is touched, so the answer for a path outside the roots is
+            # the same whether it exists or not (it once told whether /etc/shadow exists).
+            path = confine(context.values.get("database"), kind="file")
+        except PathRefused as exc:
+            return unhealthy(f"{where}: not opened: the path {exc}")
+        try:
+            value = _select_one_sqlite(path, context)
         except sqlite3.Error as exc:
             return unhealthy(f"{where}: {_first_line(exc)}")
         return healthy(f"{where}: SELECT 1 ok") if value == 1 else unhealthy(f"{where}: SELECT 1 returned {value!r}")
@@ -130,7 +143,8 @@ CONNECTION_TYPE = ConnectionType(
         FieldSpec("port", kind="integer", validators=(port_number,), help="default: the dialect's port"),
         FieldSpec("username"),
         FieldSpec("password", secret=True),
-        FieldSpec("database", required=True, help="database name, or the file path for sqlite"),
+        FieldSpec("database", required=True, help="database name, or for sqlite the absolute file path, under "
+                  "integrations.mcp_catalog.allowed_roots"),
     ),
     rules=_rules,
     probe=probe,

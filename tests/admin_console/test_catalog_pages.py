@@ -114,7 +114,7 @@ def test_directory_option_outside_the_allowed_roots_is_refused(root_console: Con
                                                                settings: Any) -> None:
     allowed = tmp_path / "allowed"
     allowed.mkdir()
-    settings.SYNTHORG_CONFIG_OVERRIDES = {"mcp_catalog": {"filesystem_allowed_roots": [str(allowed)]}}
+    settings.SYNTHORG_CONFIG_OVERRIDES = {"mcp_catalog": {"allowed_roots": [str(allowed)]}}
 
     refused = root_console.post(reverse("admin:catalog_install", args=["filesystem"]),
                                 {"option_directories": str(tmp_path)})

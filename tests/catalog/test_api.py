@@ -129,11 +129,11 @@ def test_filesystem_directories_must_exist_be_absolute_and_under_allowed_roots(
     outside = tmp_path / "private"
     outside.mkdir()
     (root / "escape").symlink_to(outside)
-    mcp_settings()
+    mcp_settings(mcp_catalog={"allowed_roots": []})
     response = _install(operator_client, entry_id="filesystem", options={"directories": [str(inside)]})
-    assert "filesystem_allowed_roots" in response.json()["errors"]["options.directories"][0]
-    mcp_settings(mcp_catalog={"filesystem_allowed_roots": [str(root)]})
-    for bad, rule in ((["docs"], "is not an absolute path"), ([str(root / "none")], "does not exist"),
+    assert "allowed_roots" in response.json()["errors"]["options.directories"][0]
+    mcp_settings(mcp_catalog={"allowed_roots": [str(root)]})
+    for bad, rule in ((["docs"], "must be an absolute path"), ([str(root / "none")], "does not exist"),
                       ([str(outside)], "is not under an allowed root"),
                       ([str(root / "escape")], "is not under an allowed root"), ([], "non-empty list")):
         response = _install(operator_client, entry_id="filesystem", options={"directories": bad})

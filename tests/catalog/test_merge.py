@@ -77,7 +77,7 @@ def test_postgres_url_argument_quotes_credentials(pg: Any) -> None:
 
 def test_sqlite_gets_its_db_path_and_filesystem_its_directories(sqlite_db: Any, mcp_settings: Any,
                                                                tmp_path: Path) -> None:
-    mcp_settings(mcp_catalog={"filesystem_allowed_roots": [str(tmp_path)]})
+    mcp_settings(mcp_catalog={"allowed_roots": [str(tmp_path)]})
     services.installation_install(entry_id="sqlite", connection_name="lite")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -21,7 +21,7 @@ BASE = "/api/v1/integrations/mcp"
 def offline(mcp_settings: Any, node_modules: Path, tmp_path: Path) -> Path:
     root = tmp_path / "files"
     (root / "docs").mkdir(parents=True)
-    mcp_settings(mcp_catalog={"node_modules_dir": str(node_modules), "filesystem_allowed_roots": [str(root)],
+    mcp_settings(mcp_catalog={"node_modules_dir": str(node_modules), "allowed_roots": [str(tmp_path)],
                               "verify_timeout_seconds": 60})
     return root
 

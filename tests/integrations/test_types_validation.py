@@ -1,6 +1,8 @@
 """Every type's fields, defaults and rules, through the same service the API and admin use."""
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
 import pytest
@@ -137,7 +139,8 @@ def test_rule_is_reported_naming_field_and_rule(connection_type: str, overrides:
 
 
 @pytest.mark.parametrize(("connection_type", "credentials"), [
-    ("database", {"dialect": "sqlite", "database": "/var/lib/app.db"}),
+    # Under the test run's allowed root (tests/settings.py); paths: tests/catalog/test_paths.py.
+    ("database", {"dialect": "sqlite", "database": os.path.join(os.path.realpath(tempfile.gettempdir()), "app.db")}),
     ("database", {"dialect": "mysql", "host": "10.0.0.5", "port": 3306, "username": "u", "password": "p",
                   "database": "app"}),
     ("smtp", {"host": "mx", "username": "u", "password": "p", "use_tls": False, "port": 465}),
