@@ -91,6 +91,14 @@ PROBES = [
     Probe("rotate a signing secret of a type without webhooks", "post",
           "/api/v1/connections/mail/signing-secret/rotate", 422, body={}),
     Probe("anonymous list", "get", "/api/v1/connections", 401, anonymous=True),
+    Probe("delete with a malformed force flag", "delete", "/api/v1/connections/gh-ops?force=maybe", 400),
+    Probe("OAuth initiate for a github connection", "post", "/api/v1/oauth/initiate", 422,
+          body={"connection_name": "gh-ops", "grant_type": "authorization_code"}),
+    Probe("tunnel start while disabled", "post", "/api/v1/integrations/tunnel/start", 409),
+    Probe("unknown verify job", "get", "/api/v1/integrations/mcp/verify-jobs/00000000-0000-0000-0000-000000000000",
+          404),
+    Probe("uninstall is idempotent", "delete", "/api/v1/integrations/mcp/catalog/install/nope", 204),
+    Probe("reveal of a field that is not set", "get", "/api/v1/connections/gh-ops/secrets/signing_secret", 404),
 ]
 
 
