@@ -96,7 +96,9 @@ def safe_url(url: str, *, hide_path: bool = False) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{port}" if port else host
     path = "/…" if hide_path and parts.path not in ("", "/") else (parts.path or "/")
-    return f"{parts.scheme}://{netloc}{path}"
+    # A refused URL may hold control characters (an escape sequence, NUL): escaped, so a
+    # message or log line shows them instead of acting on the terminal or the log parser.
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in f"{parts.scheme}://{netloc}{path}")
 
 
 _QUERY = re.compile(r"\?[^\s'\"]*")

@@ -133,3 +133,10 @@ def test_percent_in_url_through_a_guarded_session() -> None:
 
 def test_refusal_is_permanent() -> None:
     assert issubclass(URLRefused, PermanentError) and URLRefused.code == "url_refused"
+
+
+def test_a_refused_url_with_control_characters_is_shown_escaped() -> None:
+    with pytest.raises(URLRefused) as caught:
+        http_request("GET", "http://127.0.0.1:1/a\x1b[31mb\x00", timeout=FAST)
+    assert "\x1b" not in str(caught.value) and "\x00" not in str(caught.value)
+    assert "/a\\x1b[31mb\\x00: refused, the URL must not contain control characters" in str(caught.value)
