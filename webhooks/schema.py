@@ -40,13 +40,13 @@ RECEIVER_OPERATION: dict[str, Any] = {
         "202": _json({"type": "object", "properties": {"status": {"type": "string"},
                                                       "delivery_id": {"type": "integer"}},
                       "required": ["status", "delivery_id"]}, "Stored; published after the answer"),
-        "400": _json(_ERROR, "The body is neither a JSON object nor form-encoded"),
+        "400": _json(_ERROR, "The body is neither a JSON object (UTF-8, nested at most 256 levels) nor form-encoded"),
         "401": _json(_ERROR, "Not verified (the same body for every reason)"),
         "404": _json(_ERROR, "The path does not name a receiver (malformed segments)"),
         "405": {"description": "Only POST"},
         "413": _json(_ERROR, "Body larger than integrations.webhooks.max_payload_bytes"),
         "429": _json(_ERROR, "Per-IP flood guard or per-connection rate limit (see Retry-After)"),
-        "503": _json(_ERROR, "integrations.enabled is false, or a limit is set and its store is unreachable"),
+        "503": _json(_ERROR, "integrations.enabled is false (an unreachable Redis is not a 503: per-process limits)"),
     },
 }
 
