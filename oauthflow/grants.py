@@ -297,7 +297,10 @@ def iss_parameter_supported(client: OAuthClient) -> bool | None:
                                     headers={"Accept": "application/json"})
         except ExternalServiceError as exc:
             if exc.status is None or exc.status >= 500:
+                # Unreachable or failing: the second location is on the same host, so the
+                # start does not wait twice (at most one METADATA_TIMEOUT).
                 logger.warning("OAuth metadata of %s could not be read: %s", issuer, exc)
+                return None
             continue  # a 4xx: not published there
         if response.status_code != 200:
             continue  # a redirect is not followed

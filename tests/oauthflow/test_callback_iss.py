@@ -162,3 +162,11 @@ def test_metadata_urls_follow_rfc8414_and_oidc_discovery() -> None:
     assert grants.metadata_urls("https://idp.example/tenant/") == [
         "https://idp.example/.well-known/oauth-authorization-server/tenant",
         "https://idp.example/tenant/.well-known/openid-configuration"]
+
+
+def test_unavailable_metadata_is_asked_for_once_and_does_not_block_the_start(
+        provider: HttpPeer, scripted_connection: Connection) -> None:
+    provider.script("/.well-known/oauth-authorization-server", Reply(503, b"down"))
+    started = services.authorization_start(connection_name=scripted_connection.name)
+    assert OAuthState.objects.get(state=started.state).iss_required is False
+    assert sum(1 for r in provider.received if r.path.startswith("/.well-known/")) == 1
