@@ -44,6 +44,7 @@ from integrations.types.probing import (
     HealthResult,
     ProbeContext,
 )
+from synthorg import events
 from synthorg.audit import audit_record
 from synthorg.config import get_config
 from synthorg.errors import NotFound, SynthorgError
@@ -208,12 +209,26 @@ def health_record(*, connection_id: int, result: HealthResult, actor: Any = None
                          request=request,
                          details={"from": previous, "to": status, "consecutive_failures": failures,
                                   "result": result.status, "latency_ms": result.latency_ms})
+            _announce_health_change(connection, previous=previous, status=status, detail=detail)
     if status != previous:
         logger.info("connection %s health %s -> %s (%s)", connection.pk, previous, status, detail)
     _pause_on_retry_after(connection, result)
     return ProbeOutcome(connection_id=connection.pk, name=connection.name, result=result.__class__(
         status=result.status, detail=detail, latency_ms=result.latency_ms, checked_at=checked_at,
         retry_after=result.retry_after), status=status, previous_status=previous, consecutive_failures=failures)
+
+
+def _announce_health_change(connection: Connection, *, previous: str, status: str, detail: str) -> None:
+    """Tell alerting (issue 16) in this transaction: unhealthy opens a problem, healthy ends it.
+
+    Smoothing already damps flapping; degraded and unknown neither open nor resolve one.
+    """
+    if status not in (UNHEALTHY, HEALTHY) or (status == HEALTHY and previous == UNKNOWN):
+        return
+    events.emit(events.CONNECTION_UNHEALTHY, subject=f"connection:{connection.pk}", active=status == UNHEALTHY,
+                title=f"Connection {connection.name} is unhealthy", connection_id=connection.pk,
+                connection_type=connection.connection_type,
+                details={"connection": connection.name, "from": previous, "to": status, "detail": detail})
 
 
 def _trim_history(connection_id: int, keep: int) -> None:

@@ -56,6 +56,9 @@ class Connection(models.Model):
     health_next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
     health_probe_lease_until = models.DateTimeField(null=True, blank=True)
 
+    # When a static credential stops working (set by the operator, or read from GitHub's
+    # `github-authentication-token-expiration` header by the health check); alerts warn ahead (issue 16).
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="when the credential expires, if it does")
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -113,6 +113,19 @@ ACTIONS: dict[str, Need] = {
     "provider.resolve_check": _write("providers.providerconfig", "change"),
     # audit log
     "audit.view": Need(all_of=("synthorg.view_auditevent",)),
+    # alerts (issue 16)
+    "notification_sink.view": _read("notifications.notificationsink"),
+    "notification_sink.add": _write("notifications.notificationsink", "add"),
+    "notification_sink.change": _write("notifications.notificationsink", "change"),
+    "notification_sink.delete": _write("notifications.notificationsink", "delete"),
+    # A test alert makes the sink's connection send now, as a forced health check does.
+    "notification_sink.test": Need(all_of=("notifications.test_notificationsink",)),
+    "alert_rule.view": _read("notifications.alertrule"),
+    "alert_rule.add": _write("notifications.alertrule", "add"),
+    "alert_rule.change": _write("notifications.alertrule", "change"),
+    "alert_rule.delete": _write("notifications.alertrule", "delete"),
+    "problem.view": _read("notifications.problem"),
+    "problem.acknowledge": _write("notifications.problem", "change"),
 }
 
 

@@ -144,6 +144,7 @@ INSTALLED_APPS = [
     "webhooks",
     "catalog",
     "providers",
+    "notifications",
 ]
 
 MIDDLEWARE = [
