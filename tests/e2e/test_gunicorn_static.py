@@ -51,6 +51,12 @@ def test_admin_static_files_served_by_gunicorn_without_debug(tmp_path: Path) -> 
         assert css.status_code == 200 and "text/css" in css.headers["Content-Type"]
         assert "max-age" in css.headers.get("Cache-Control", "")
         assert requests.get(f"{base}/api/v1/connections", timeout=10).status_code == 401
+        # Swagger UI from drf-spectacular-sidecar through the manifest, under the CSP (issue 12 §6).
+        docs = requests.get(f"{base}/api/docs/", timeout=10)
+        assert docs.status_code == 200 and "script-src 'self'" in docs.headers["Content-Security-Policy"]
+        bundle_path = docs.text.split('<script src="/static/drf_spectacular_sidecar/', 1)[1].split('"', 1)[0]
+        assert requests.get(f"{base}/static/drf_spectacular_sidecar/{bundle_path}", timeout=10).status_code == 200
+        assert "/static/synthorg/console." in login.text  # the console's own CSS, hashed too
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
