@@ -110,7 +110,9 @@ def seed(rows: int) -> Any:
         for i in range(rows - 1)
     )
     user = get_user_model().objects.create_user(username="bench", password="bench-pw-123", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="reveal_secret"))
+    # The list needs view_connection since issue 12 (staff alone grants nothing).
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="integrations",
+                                                         codename__in=["reveal_secret", "view_connection"]))
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client

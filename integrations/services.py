@@ -32,6 +32,7 @@ from integrations.secrets.base import SecretUnavailable
 from integrations.secrets.fernet import key_check_reencrypt, key_fingerprint, keyring
 from integrations.types import REGISTRY, ConnectionType, get_type
 from integrations.validation import check_value, validate_fields
+from synthorg import permissions
 from synthorg.audit import audit_record
 from synthorg.config import get_config
 from synthorg.errors import Conflict, LimitReached, NotFound, ValidationFailed
@@ -471,7 +472,7 @@ def secret_reveal(*, name: str, field: str, user: Any, request: HttpRequest | No
             audit_record(action="secret.reveal", target=audit_name, target_type="connection", outcome="denied",
                          reason="throttled", actor=user, request=request, details={"field": audit_field})
             raise
-    if not user.has_perm("integrations.reveal_secret"):
+    if not permissions.allowed(user, "connection.reveal_secret"):
         raise deny("permission")
     connection = selectors.connection_find(name)
     if connection is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib.auth.models import Permission
 
-SERVICE_APPS = ("synthorg", "integrations", "oauthflow", "webhooks", "catalog", "providers")
+SERVICE_APPS = ("synthorg", "integrations", "oauthflow", "webhooks", "catalog", "providers", "notifications")
 NOT_FOR_OPERATORS = {"integrations.reveal_secret", "webhooks.view_delivery_payload"}
 # The audit log was staff-only before issue 12; it is not part of reading.
 NOT_FOR_READERS = NOT_FOR_OPERATORS | {"synthorg.view_auditevent"}

@@ -3,6 +3,7 @@ fields and the webhook URL rendered as "None"), and no control they may not use.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -11,6 +12,7 @@ from django.urls import reverse
 from integrations import services
 from integrations.models import Connection
 from tests.admin_console.conftest import CANARY_SIGNING, CANARY_TOKEN, ConsoleClient
+from webhooks.models import WorkflowRun
 
 pytestmark = pytest.mark.django_db
 
@@ -72,3 +74,41 @@ def test_holder_of_change_sees_check_now(console: Callable[..., ConsoleClient], 
 
     assert 'id="check-now"' in html
     assert 'value="check_now"' in listing
+
+
+@pytest.fixture
+def failed_run(db: None) -> WorkflowRun:
+    return WorkflowRun.objects.create(rule_name="view-rule", workflow="noop", event_id=uuid.uuid4(),
+                                      status=WorkflowRun.Status.FAILED, attempts=3, error="boom")
+
+
+def test_retry_is_not_shown_without_the_retry_permission(console: Callable[..., ConsoleClient],
+                                                         failed_run: WorkflowRun) -> None:
+    viewer = console("webhooks.view_workflowrun")
+
+    page = viewer.get(reverse("admin:webhooks_workflowrun_change", args=[failed_run.pk]))
+    listing = viewer.get(reverse("admin:webhooks_workflowrun_changelist")).content.decode()
+
+    assert page.status_code == 200
+    assert 'id="retry-run"' not in page.content.decode()
+    assert 'value="retry_selected"' not in listing
+
+
+def test_retry_is_shown_to_its_holder(console: Callable[..., ConsoleClient], failed_run: WorkflowRun) -> None:
+    retrier = console("webhooks.view_workflowrun", "webhooks.change_workflowrun")
+
+    page = retrier.get(reverse("admin:webhooks_workflowrun_change", args=[failed_run.pk])).content.decode()
+    listing = retrier.get(reverse("admin:webhooks_workflowrun_changelist")).content.decode()
+
+    assert 'id="retry-run"' in page
+    assert 'value="retry_selected"' in listing
+
+
+def test_staff_without_permissions_sees_no_page(console: Callable[..., ConsoleClient], enterprise: Connection,
+                                                failed_run: WorkflowRun) -> None:
+    staff = console()
+
+    for url in (reverse("admin:integrations_connection_change", args=[enterprise.pk]),
+                reverse("admin:webhooks_workflowrun_change", args=[failed_run.pk]),
+                reverse("admin:integrations_tunnelstate_changelist")):
+        assert staff.get(url).status_code == 403, url

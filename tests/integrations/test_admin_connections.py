@@ -251,8 +251,8 @@ def test_changelist_shows_badge_and_filters_by_type_and_health(admin_client: Cli
     assert "gh-a" in searched and "/chat/" not in searched
 
 
-def test_staff_without_permission_cannot_add(client: Client, operator_user: Any) -> None:
-    client.force_login(operator_user)
+def test_staff_without_permission_cannot_add(client: Client, staff_user: Any) -> None:
+    client.force_login(staff_user)
     assert client.get(ADD_URL).status_code == 403
 
 
