@@ -2,9 +2,8 @@
 
 Before any serializer or service sees a request body, `JSONInputParser` refuses, with 400:
 
-* nesting deeper than `MAX_NESTING` (``json_too_deep``), found by scanning the text before
-  the parser recurses (Python's parser raises ``RecursionError`` near 1,000 levels, which was
-  a 500);
+* nesting deeper than `MAX_NESTING` (``json_too_deep``); Python's parser raises
+  ``RecursionError`` near 1,000 levels (that was the 500), which is refused the same way;
 * any key or string holding NUL or a lone surrogate, and any number beyond a double's range
   (``invalid_character``, ``invalid_number``), naming the field's path (``credentials.token``):
   PostgreSQL can store none of them, a lone surrogate is not Unicode text, and a NUL can go
@@ -85,12 +84,16 @@ class JSONInputParser(JSONParser):
             text = raw.decode(encoding)
         except (UnicodeDecodeError, LookupError):
             raise ParseError(f"JSON parse error - the body is not {encoding} text.") from None
-        if nesting_exceeds(text, MAX_NESTING):
-            raise _refused(f"The JSON body nests deeper than {MAX_NESTING} levels.", "json_too_deep")
+        too_deep = _refused(f"The JSON body nests deeper than {MAX_NESTING} levels.", "json_too_deep")
         try:
             data = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
-        except (ValueError, RecursionError) as exc:
+        except RecursionError:
+            # Python's parser gives up near 1,000 levels (it was a 500): far past the bound anyway.
+            raise too_deep from None
+        except ValueError as exc:
             # ValueError's message names a position, never the text itself.
             raise ParseError(f"JSON parse error - {exc}") from None
+        if nesting_exceeds(text, data, MAX_NESTING):
+            raise too_deep
         json_input_check(data)
         return data

@@ -13,7 +13,8 @@ body is read into two views:
 In both views a number beyond a double's range (``1e400``: Python reads infinity, which no
 JSON encoder may write) is kept as its literal text, and the payload counts as escaped.
 
-Nesting deeper than `MAX_NESTING` is refused (400) before any parser recurses.
+Nesting deeper than `MAX_NESTING` is refused (400), so nothing that later encodes or walks the
+payload (the database adapter, the bus, `http_forward`, the admin) meets a ``RecursionError``.
 """
 from __future__ import annotations
 
@@ -54,13 +55,13 @@ class _Parse:
         return literal
 
     def json_object(self, text: str) -> dict[str, Any] | None:
-        if nesting_exceeds(text, MAX_NESTING):
-            return None
         try:
             value = json.loads(text, parse_constant=_reject_constant, parse_float=self.parse_float)
-        except (ValueError, RecursionError):
+        except (ValueError, RecursionError):  # RecursionError: nested near Python's limit
             return None
-        return value if isinstance(value, dict) else None
+        if not isinstance(value, dict) or nesting_exceeds(text, value, MAX_NESTING):
+            return None
+        return value
 
 
 def _reject_constant(value: str) -> Any:

@@ -156,10 +156,13 @@ def test_parser_errors_are_400s() -> None:
         parse(b"[1,")
 
 
-def test_nesting_scan_ignores_brackets_inside_strings() -> None:
+def test_nesting_bound_counts_containers_not_brackets_in_strings() -> None:
     text = json.dumps({"s": "[[[[{{{{" * 100, "t": "\\\"[[["})
-    assert not nesting_exceeds(text, 3) and not nesting_exceeds(text.encode(), 3)
-    assert nesting_exceeds("[" * 5 + "]" * 5, 4) and not nesting_exceeds("[" * 4 + "]" * 4, 4)
+    assert not nesting_exceeds(text, json.loads(text), 3) and not nesting_exceeds(text.encode(), json.loads(text), 3)
+    deep = "[" * 5 + "]" * 5
+    assert nesting_exceeds(deep, json.loads(deep), 4) and not nesting_exceeds(deep, json.loads(deep), 5)
+    wide = json.dumps([[1], {"a": [2]}, [[3]]] * 100)  # many brackets, three levels
+    assert not nesting_exceeds(wide, json.loads(wide), 4) and nesting_exceeds(wide, json.loads(wide), 2)
 
 
 def test_unstorable_path_is_iterative() -> None:
