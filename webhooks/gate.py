@@ -236,8 +236,7 @@ class ReceiptGate:
               connection_rpm: int) -> Admission:
         if self.client is None:
             return self._enter_without_redis(remote_ip=remote_ip, flood_rpm=flood_rpm)
-        limited = bool((flood_rpm and remote_ip) or connection_rpm)
-        if limited and self.local.redis_skipped():
+        if self.local.redis_skipped():
             return self.local.enter(remote_ip=remote_ip, connection_name=connection_name, flood_rpm=flood_rpm,
                                     connection_rpm=connection_rpm)
         keys = ["", "", generation.generation_key()]
@@ -251,16 +250,12 @@ class ReceiptGate:
         try:
             reply = self._call(self._gate, keys, args)
         except redis.RedisError as exc:
-            if keys[0] or keys[1]:
-                # Keep receiving (a sender such as GitHub never retries a 503): this process's
-                # share of each budget decides until Redis answers again.
-                self.local.redis_failed(exc)
-                return self.local.enter(remote_ip=remote_ip, connection_name=connection_name,
-                                        flood_rpm=flood_rpm, connection_rpm=connection_rpm)
-            # No limit to enforce: receive without the stamp (no cached connections); the
-            # delivery is stored and the outbox publishes it once the broker is back.
-            logger.warning("Redis unavailable; receiving without cached connections: %s", exc)
-            return Admission()
+            # Keep receiving (a sender such as GitHub never retries a 503): this process's share
+            # of each budget decides until Redis answers again, without the stamp (no cached
+            # connections); the outbox publishes the deliveries once the broker is back.
+            self.local.redis_failed(exc)
+            return self.local.enter(remote_ip=remote_ip, connection_name=connection_name, flood_rpm=flood_rpm,
+                                    connection_rpm=connection_rpm)
         self.local.redis_answered()
         if int(reply[0]) == 0:
             return Admission(flood_retry_after=float(reply[1]))
