@@ -195,9 +195,12 @@ def health_record(*, connection_id: int, result: HealthResult, actor: Any = None
         connection.health_last_error = "" if result.status in (HEALTHY, UNKNOWN) else detail
         connection.health_next_check_at = next_check
         connection.health_probe_lease_until = None
-        connection.save(update_fields=[
-            "health_status", "health_consecutive_failures", "health_checked_at", "health_latency_ms",
-            "health_last_error", "health_next_check_at", "health_probe_lease_until"])
+        fields = ["health_status", "health_consecutive_failures", "health_checked_at", "health_latency_ms",
+                  "health_last_error", "health_next_check_at", "health_probe_lease_until"]
+        if result.credential_expires_at is not None and result.credential_expires_at != connection.expires_at:
+            connection.expires_at = result.credential_expires_at  # the peer's word (GitHub's expiry header)
+            fields.append("expires_at")
+        connection.save(update_fields=fields)
         HealthEvent.objects.create(connection=connection, checked_at=checked_at, result_status=result.status,
                                    status=status, previous_status=previous, latency_ms=result.latency_ms,
                                    detail=detail)

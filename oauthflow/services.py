@@ -36,6 +36,7 @@ from integrations.secrets.base import SecretUnavailable
 from oauthflow import grants
 from oauthflow.grants import OAuthClient, TokenEndpointError, TokenSet
 from oauthflow.models import GrantType, OAuthDeviceFlow, OAuthState, OAuthToken
+from synthorg import events
 from synthorg.audit import audit_record
 from synthorg.config import get_config
 from synthorg.errors import Conflict, ServiceUnavailable, ValidationFailed
@@ -176,6 +177,7 @@ def token_store(*, connection: Connection, grant_type: str, tokens: TokenSet, re
         audit_record(action="oauth.connect", target=connection.name, target_type="connection", actor=actor,
                      request=request, details={"grant_type": grant_type, "scopes": token.scopes,
                                                "refresh_token_held": has_refresh})
+        _announce_reauthorization(connection, required=False)
     logger.info("OAuth token stored for connection %s (grant %s)", connection.pk, grant_type)
     return token
 
@@ -547,24 +549,37 @@ def _write_failure(claim: Claim, exc: TokenEndpointError) -> bool:
         status = OAuthToken.Status.ERROR if expired else (
             token.status if token.status != OAuthToken.Status.REFRESHING else OAuthToken.Status.ACTIVE)
         next_attempt = now + timedelta(seconds=retry_delay(failures, exc.retry_after))
-    written = bool(_fenced(claim).update(
-        status=status, failure_count=failures, last_error=exc.message[:500], next_attempt_at=next_attempt,
-        lease_owner="", lease_until=None, version=claim.version + 1, updated_at=now))
-    if written:
-        action = "oauth.reauthorization_required" if exc.permanent else "oauth.refresh"
-        _audit_failure(action, token.connection, exc.message,
-                       details={"error": exc.error, "status": exc.status, "failure_count": failures,
-                                "permanent": exc.permanent})
+    with transaction.atomic():  # the state, its audit row and its alert commit together (issue 16)
+        written = bool(_fenced(claim).update(
+            status=status, failure_count=failures, last_error=exc.message[:500], next_attempt_at=next_attempt,
+            lease_owner="", lease_until=None, version=claim.version + 1, updated_at=now))
+        if written:
+            action = "oauth.reauthorization_required" if exc.permanent else "oauth.refresh"
+            _audit_failure(action, token.connection, exc.message,
+                           details={"error": exc.error, "status": exc.status, "failure_count": failures,
+                                    "permanent": exc.permanent})
+            if exc.permanent:
+                _announce_reauthorization(token.connection, required=True, reason=exc.message)
     return written
 
 
 def _needs_operator(token: OAuthToken, reason: str) -> None:
     """An expired token that nothing can renew: say so once, with an audit event."""
-    updated = OAuthToken.objects.filter(pk=token.pk, version=token.version).exclude(
-        status=OAuthToken.Status.REAUTHORIZATION_REQUIRED).update(
-        status=OAuthToken.Status.REAUTHORIZATION_REQUIRED, last_error=reason, version=F("version") + 1)
-    if updated:
-        _audit_failure("oauth.reauthorization_required", token.connection, reason)
+    with transaction.atomic():
+        updated = OAuthToken.objects.filter(pk=token.pk, version=token.version).exclude(
+            status=OAuthToken.Status.REAUTHORIZATION_REQUIRED).update(
+            status=OAuthToken.Status.REAUTHORIZATION_REQUIRED, last_error=reason, version=F("version") + 1)
+        if updated:
+            _audit_failure("oauth.reauthorization_required", token.connection, reason)
+            _announce_reauthorization(token.connection, required=True, reason=reason)
+
+
+def _announce_reauthorization(connection: Connection, *, required: bool, reason: str = "") -> None:
+    """Alerting (issue 16): a token that needs the operator opens a problem; a new grant resolves it."""
+    events.emit(events.OAUTH_REAUTHORIZATION_REQUIRED, subject=f"oauth:{connection.pk}", active=required,
+                title=f"OAuth connection {connection.name} needs re-authorisation", connection_id=connection.pk,
+                connection_type=connection.connection_type,
+                details={"connection": connection.name, "reason": reason[:200]})
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from integrations import services as connection_services
 from integrations.ratelimit import RateLimitExceeded
 from integrations.secrets import fernet
 from integrations.types import get_type
-from synthorg import bus
+from synthorg import bus, events
 from synthorg.audit import audit_record
 from synthorg.config import get_config
 from synthorg.errors import Conflict, NotFound, ValidationFailed
@@ -215,8 +215,10 @@ def workflow_run_execute(*, run_id: int) -> RunOutcome:
     run = WorkflowRun.objects.select_related("delivery").get(pk=run_id)
 
     def finish(status: str, **fields: Any) -> RunOutcome:
-        WorkflowRun.objects.filter(pk=run_id, started_at=now).update(status=status, finished_at=timezone.now(),
-                                                                     **fields)
+        with transaction.atomic():  # the run's end and its alert commit together (issue 16)
+            if WorkflowRun.objects.filter(pk=run_id, started_at=now).update(
+                    status=status, finished_at=timezone.now(), **fields):
+                _announce_run(run, status, fields.get("error", ""))
         return RunOutcome(status)
 
     if run.delivery is None:
@@ -239,6 +241,20 @@ def workflow_run_execute(*, run_id: int) -> RunOutcome:
         logger.exception("workflow run %s (%s) failed", run_id, run.workflow)
         return finish(WorkflowRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
     return finish(WorkflowRun.Status.SUCCEEDED, error="", result=result if isinstance(result, dict) else {})
+
+
+def _announce_run(run: WorkflowRun, status: str, error: str) -> None:
+    """Alerting (issue 16): a failed run opens its trigger rule's problem; the next success ends it."""
+    if status not in (WorkflowRun.Status.FAILED, WorkflowRun.Status.SUCCEEDED):
+        return
+    delivery = run.delivery
+    events.emit(events.WORKFLOW_RUN_FAILED, subject=f"workflow:{run.rule_name}",
+                active=status == WorkflowRun.Status.FAILED,
+                title=f"Workflow {run.workflow} of trigger rule {run.rule_name} is failing",
+                connection_id=delivery.connection_id if delivery else None,
+                connection_type=delivery.connection_type if delivery else "",
+                details={"connection": run.connection_name, "workflow": run.workflow, "rule": run.rule_name,
+                         "run": run.pk, "error": error[:200]})
 
 
 # --- retention --------------------------------------------------------------------------------

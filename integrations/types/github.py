@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
 from integrations.types.base import ConnectionType, FieldSpec, https_url_unless_loopback
 from integrations.types.http_probe import http_probe_call
 from integrations.types.probing import HealthResult, ProbeContext, healthy, unhealthy
@@ -53,7 +56,25 @@ def probe(context: ProbeContext) -> HealthResult:
         login = response.json().get("login")
     except (ValueError, AttributeError):
         login = None
-    return healthy(f"authenticated as {login}" if isinstance(login, str) else "authenticated")
+    return replace(healthy(f"authenticated as {login}" if isinstance(login, str) else "authenticated"),
+                   credential_expires_at=token_expiration(response.headers.get(TOKEN_EXPIRATION_HEADER)))
+
+
+# Sent with fine-grained and expiring classic tokens, e.g. "2026-01-30 18:55:41 UTC".
+TOKEN_EXPIRATION_HEADER = "github-authentication-token-expiration"  # noqa: S105  (a header name)
+
+
+def token_expiration(value: str | None) -> datetime | None:
+    """The header's time, or None when absent or unreadable (a token without expiry sends none)."""
+    if not value:
+        return None
+    for fmt in ("%Y-%m-%d %H:%M:%S %Z", "%Y-%m-%d %H:%M:%S %z"):
+        try:
+            parsed = datetime.strptime(value.strip(), fmt)
+        except ValueError:
+            continue
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return None
 
 
 CONNECTION_TYPE = ConnectionType(

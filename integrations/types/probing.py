@@ -49,6 +49,9 @@ class HealthResult:
     checked_at: datetime | None = None
     # Seconds a peer asked us to wait (HTTP 429 Retry-After): the next probe waits at least that.
     retry_after: float | None = None
+    # When the credential expires, when the peer says so (GitHub's token-expiration header):
+    # recorded on Connection.expires_at so alerts warn ahead (issue 16).
+    credential_expires_at: datetime | None = None
 
     def stamped(self, *, checked_at: datetime, latency_ms: int) -> HealthResult:
         return replace(self, checked_at=checked_at,
