@@ -79,9 +79,13 @@ def test_env_var_write_of_a_secret_is_409_naming_the_variable(
                              format="json").status_code == 201
     response = operator_client.patch(f"{URL}/gh", {"credentials": {"signing_secret": "s"}}, format="json")
     assert response.status_code == 409 and "SYNTHORG_SECRET_GH_SIGNING_SECRET" in response.json()["detail"]
+    # api_url decides where the environment's token goes: a request cannot move it (issue 12).
     response = operator_client.patch(f"{URL}/gh", {"credentials": {"api_url": "https://ghe.example.com"}},
                                   format="json")
-    assert response.status_code == 200 and response.json()["config"] == {"api_url": "https://ghe.example.com"}
+    assert response.status_code == 409 and response.json()["code"] == "secrets_required"
+    assert response.json()["fields"] == ["token"] and "env-token" not in response.content.decode()
+    response = operator_client.patch(f"{URL}/gh", {"metadata": {"team": "infra"}}, format="json")
+    assert response.status_code == 200 and response.json()["config"] == {"api_url": "https://api.github.com"}
 
 
 @pytest.mark.django_db
