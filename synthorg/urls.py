@@ -18,6 +18,7 @@ api_v1 = [
     path("", include("webhooks.api.urls")),
     path("", include("catalog.api.urls")),
     path("", include("providers.api.urls")),
+    path("", include("notifications.api.urls")),
 ]
 
 urlpatterns = [

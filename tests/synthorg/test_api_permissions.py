@@ -23,6 +23,7 @@ import pytest
 from django.apps import apps
 from django.contrib.auth.models import Permission
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -33,6 +34,9 @@ from integrations import services as connection_services
 from integrations.api import tunnel_views
 from integrations.api import views as connection_views
 from integrations.models import TunnelState
+from notifications import services as notification_services
+from notifications.api import views as notification_views
+from notifications.models import Problem
 from oauthflow.api import views as oauth_views
 from providers import services as provider_services
 from providers.api import views as provider_views
@@ -157,6 +161,29 @@ CASES = [
     Case(provider_views.ProviderResolveCheckApi, "post", _c("/api/v1/providers/main/resolve-check")),
     # audit log
     Case(synthorg_views.AuditEventListApi, "get", _c("/api/v1/audit-events")),
+    # alerts (issue 16)
+    Case(notification_views.SinkListCreateApi, "get", _c("/api/v1/integrations/notifications/sinks")),
+    Case(notification_views.SinkListCreateApi, "post", _c("/api/v1/integrations/notifications/sinks"), ok=201,
+         writes=True, body={"name": "new-sink", "kind": "webhook", "connection": "local"}),
+    Case(notification_views.SinkDetailApi, "get", _c("/api/v1/integrations/notifications/sinks/{sink}")),
+    Case(notification_views.SinkDetailApi, "patch", _c("/api/v1/integrations/notifications/sinks/{sink}"),
+         writes=True, body={"enabled": False}),
+    Case(notification_views.SinkDetailApi, "delete", _c("/api/v1/integrations/notifications/sinks/{sink}"),
+         ok=204, writes=True),
+    Case(notification_views.SinkTestApi, "post", _c("/api/v1/integrations/notifications/sinks/{sink}/test"),
+         writes=True),
+    Case(notification_views.RuleListCreateApi, "get", _c("/api/v1/integrations/notifications/rules")),
+    Case(notification_views.RuleListCreateApi, "post", _c("/api/v1/integrations/notifications/rules"), ok=201,
+         writes=True, body={"name": "new-alert-rule", "events": ["connection.unhealthy"]}),
+    Case(notification_views.RuleDetailApi, "get", _c("/api/v1/integrations/notifications/rules/{alert_rule}")),
+    Case(notification_views.RuleDetailApi, "patch", _c("/api/v1/integrations/notifications/rules/{alert_rule}"),
+         writes=True, body={"enabled": False}),
+    Case(notification_views.RuleDetailApi, "delete", _c("/api/v1/integrations/notifications/rules/{alert_rule}"),
+         ok=204, writes=True),
+    Case(notification_views.ProblemListApi, "get", _c("/api/v1/integrations/notifications/problems")),
+    Case(notification_views.ProblemDetailApi, "get", _c("/api/v1/integrations/notifications/problems/{problem}")),
+    Case(notification_views.ProblemAcknowledgeApi, "post",
+         _c("/api/v1/integrations/notifications/problems/{problem}/acknowledge"), writes=True),
 ]
 IDS = [case.id for case in CASES]
 
@@ -230,7 +257,12 @@ def world(settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dic
     job = VerifyJob.objects.create(entry_id="memory", requested_by="setup")
     TunnelState.objects.create(pk=1, desired=TunnelState.Desired.RUNNING, status=TunnelState.Status.RUNNING,
                                public_url="https://perms-test.ngrok.example")
-    return {"rule": rule.pk, "run": run.pk, "job": job.pk}
+    sink = notification_services.sink_create(name="ops", kind="webhook", connection="local").sink
+    alert_rule = notification_services.rule_create(data={"name": "alerts", "events": ["connection.unhealthy"]})
+    problem = Problem.objects.create(rule=alert_rule, event="connection.unhealthy", subject="connection:0",
+                                     title="x is unhealthy", first_seen_at=timezone.now())
+    return {"rule": rule.pk, "run": run.pk, "job": job.pk, "sink": sink.pk, "alert_rule": alert_rule.pk,
+            "problem": problem.pk}
 
 
 def _service_models() -> list[Any]:
