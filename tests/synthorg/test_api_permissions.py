@@ -395,3 +395,28 @@ def test_anonymous_is_401_everywhere(world: dict[str, Any]) -> None:
     for case in CASES:
         assert _send(APIClient(), case, world).status_code == 401, case.id
     assert not AuditEvent.objects.filter(action="secret.reveal", outcome="success").exists()
+
+
+def test_a_view_that_names_no_action_is_closed_even_to_a_superuser(django_user_model: Any) -> None:
+    from rest_framework.response import Response
+    from rest_framework.test import APIRequestFactory, force_authenticate
+    from rest_framework.views import APIView
+
+    class Undeclared(APIView):
+        permission_actions = {"GET": "connection.view"}
+
+        def get(self, request: Any) -> Response:
+            return Response({})
+
+        def post(self, request: Any) -> Response:  # implemented, but no action named for it
+            return Response({})
+
+    root = django_user_model.objects.create_superuser(username="root2", password="pw-root-123", email="")
+    factory = APIRequestFactory()
+    allowed, refused, absent = factory.get("/x"), factory.post("/x"), factory.put("/x")
+    for request in (allowed, refused, absent):
+        force_authenticate(request, user=root)
+
+    assert Undeclared.as_view()(allowed).status_code == 200
+    assert Undeclared.as_view()(refused).status_code == 403
+    assert Undeclared.as_view()(absent).status_code == 405
