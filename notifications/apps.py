@@ -3,7 +3,6 @@ from __future__ import annotations
 from django.apps import AppConfig
 
 EVALUATE_INTERVAL_SECONDS = 60
-SWEEP_INTERVAL_SECONDS = 30
 
 
 class NotificationsConfig(AppConfig):
@@ -25,4 +24,7 @@ class NotificationsConfig(AppConfig):
             (NotificationSink, "secret_ciphertext", "secret_key_id")))
         periodic.register("notifications-evaluate", "notifications.problems_evaluate",
                           lambda cfg: EVALUATE_INTERVAL_SECONDS)
-        periodic.register("notifications-sweep", "notifications.alerts_sweep", lambda cfg: SWEEP_INTERVAL_SECONDS)
+        from django.conf import settings
+
+        periodic.register("notifications-sweep", "notifications.alerts_sweep",
+                          lambda cfg: settings.SYNTHORG_ALERTS_SWEEP_SECONDS)

@@ -76,7 +76,7 @@ def alerts_enqueue(problem: Problem | None, kind: str, sinks: Iterable[Notificat
 
         for alert_id in ids:
             try:
-                alert_send_task.apply_async((alert_id,), countdown=delay)
+                alert_send_task.apply_async((alert_id,), countdown=delay, retry=False)
             except Exception:  # a broker outage: the sweep sends it (the row is committed)
                 logger.warning("Could not queue alert %s; the sweep will send it", alert_id, exc_info=True)
                 return

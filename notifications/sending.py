@@ -2,7 +2,7 @@
 
 Claim, then act (STYLE.md §8.2): the claim is a short transaction that turns the row from
 ``pending`` (or ``sending`` with an expired lease: its worker died) into ``sending`` for
-``LEASE_SECONDS``; the network call runs outside any transaction; the result is recorded
+``SYNTHORG_ALERTS_LEASE_SECONDS``; the network call runs outside any transaction; the result is recorded
 in another short transaction, only while our claim still holds. A worker killed mid-send
 leaves a ``sending`` row whose lease expires and the sweep sends it again **with the same
 id**, which is what every sink sees (Message-ID, webhook-id, Slack metadata): receivers
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -35,7 +36,6 @@ from synthorg.egress import ExternalServiceError, PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
 
-LEASE_SECONDS = 120
 SEND_TIMEOUT_SECONDS = 10.0
 GIVE_UP_AFTER = timedelta(hours=24)
 BACKOFF_BASE_SECONDS = 30.0
@@ -76,7 +76,7 @@ def _claim(alert_id: Any, now: datetime, *, force: bool) -> Alert | None:
         alert = query.first()
         if alert is None:
             return None
-        lease = now + timedelta(seconds=LEASE_SECONDS)
+        lease = now + timedelta(seconds=settings.SYNTHORG_ALERTS_LEASE_SECONDS)
         if alert.kind in COALESCABLE and alert.attempts == 0:
             digest = _coalesce(alert, now, lease)
             if digest is not None:

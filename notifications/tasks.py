@@ -8,6 +8,10 @@ from celery import shared_task
 from notifications import sending, services
 from synthorg.periodic import skip_when_disabled
 
+# Longer waits are left to the sweep: a countdown must stay well below the broker's visibility
+# timeout, or the message is handed out twice (harmless here, but noisy).
+MAX_COUNTDOWN_SECONDS = 600
+
 
 @shared_task(name="notifications.alert_send", ignore_result=True, acks_late=True)
 def alert_send_task(alert_id: str) -> dict[str, Any]:
@@ -16,8 +20,9 @@ def alert_send_task(alert_id: str) -> dict[str, Any]:
         from django.utils import timezone
 
         countdown = max(1.0, (outcome.retry_at - timezone.now()).total_seconds())
-        # If this enqueue is lost (broker down), the sweep sends the row when it is due.
-        alert_send_task.apply_async((alert_id,), countdown=countdown)
+        if countdown <= MAX_COUNTDOWN_SECONDS:
+            # If this enqueue is lost (broker down), the sweep sends the row when it is due.
+            alert_send_task.apply_async((alert_id,), countdown=countdown, retry=False)
     return {"result": outcome.result, "alert": outcome.alert_id}
 
 
@@ -27,7 +32,7 @@ def alerts_sweep_task() -> dict[str, Any]:
     """Send what a dead worker or a lost message left: due retries and expired claims."""
     ids = sending.alerts_due()
     for alert_id in ids:
-        alert_send_task.delay(alert_id)
+        alert_send_task.apply_async((alert_id,), retry=False)
     return {"queued": len(ids)}
 
 

@@ -310,6 +310,10 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before any password check
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Alerts (issue 16): how often the sweep re-sends what a dead worker or a lost message left,
+# and how long one sender owns an alert before the sweep may take it over.
+SYNTHORG_ALERTS_SWEEP_SECONDS = env_int("SYNTHORG_ALERTS_SWEEP_SECONDS", 30)
+SYNTHORG_ALERTS_LEASE_SECONDS = env_int("SYNTHORG_ALERTS_LEASE_SECONDS", 120)
 AXES_ENABLED = env_bool("SYNTHORG_LOGIN_LOCKOUT", True)
 AXES_FAILURE_LIMIT = env_int("SYNTHORG_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("SYNTHORG_LOGIN_COOLOFF_MINUTES", 15))

@@ -126,7 +126,7 @@ def test_retries_give_up_after_24_hours(http_peer, watched) -> None:
     http_peer.script("/down", Reply(503, b"down"))
     unhealthy(watched)
     now, results = T0 + timedelta(seconds=10), []
-    for _ in range(60):
+    for _ in range(100):
         outcome = sending.alert_send(alert_id=Alert.objects.get().pk, now=now)
         results.append(outcome.result)
         if outcome.result != "retry":
@@ -134,7 +134,7 @@ def test_retries_give_up_after_24_hours(http_peer, watched) -> None:
         now = outcome.retry_at
     assert results[-1] == "failed" and set(results[:-1]) == {"retry"}
     assert now - T0 <= timedelta(hours=24)
-    assert len(results) < 40  # backoff grows: not hundreds of tries
+    assert len(results) < 60  # backoff grows to an hour: tens of tries in a day, not thousands
 
 
 def test_webhook_timeout_is_retried(http_peer, watched, monkeypatch) -> None:
