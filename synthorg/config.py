@@ -180,6 +180,14 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True)
+class BeatConfig:
+    # A standby beat takes the schedule over within this many seconds of the leader's death or
+    # stop (synthorg/beat.py): it asks for the leader lock every third of it, and the database
+    # drops a vanished leader's session within two thirds of it (TCP keepalives).
+    takeover_seconds: int = _spec(30, min=3, max=600)
+
+
+@dataclass(frozen=True)
 class IntegrationsConfig:
     enabled: bool = _spec(True)
     # Reverse proxies (CIDRs) whose X-Forwarded-For / X-Forwarded-Host are believed; empty =
@@ -193,6 +201,7 @@ class IntegrationsConfig:
     tunnel: TunnelConfig = field(default_factory=TunnelConfig)
     mcp_catalog: MCPCatalogConfig = field(default_factory=MCPCatalogConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    beat: BeatConfig = field(default_factory=BeatConfig)
     egress: EgressConfig = field(default_factory=EgressConfig)
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
 

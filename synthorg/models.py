@@ -55,6 +55,8 @@ class ServiceHeartbeat(models.Model):
     name = models.CharField(max_length=64, unique=True)
     last_seen_at = models.DateTimeField()
     count = models.PositiveBigIntegerField(default=0)
+    # Row `beat-leader`: the beat (host:pid) that last took the leadership (synthorg/beat.py).
+    holder = models.CharField(max_length=200, blank=True, default="")
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.last_seen_at:%Y-%m-%d %H:%M:%S}"

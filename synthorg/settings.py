@@ -283,7 +283,8 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "synthorg.periodic:SynthorgScheduler"
+# Any number of beats may run; one leads (synthorg/beat.py).
+CELERY_BEAT_SCHEDULER = "synthorg.beat:LeaderScheduler"
 CELERY_TASK_ALWAYS_EAGER = False
 # A task is acknowledged after it ran, and re-queued if its worker dies mid-way: every task
 # here is idempotent (ids in, re-fetch, safe twice), so redelivery is the safe failure.
