@@ -49,8 +49,9 @@ class SinkCreated:
     shown_once: dict[str, str]
 
 
-def _check_sink(kind_name: str, connection: Connection | None, settings: Any,
-                secrets: Mapping[str, str]) -> dict[str, list[str]]:
+def sink_check(kind_name: str, connection: Connection | None, settings: Any,
+               secrets: Mapping[str, str]) -> dict[str, list[str]]:
+    """The rules a sink must keep, by field (the admin form shows them before saving)."""
     kind = KINDS.get(kind_name)
     if kind is None:
         return {"kind": [f"one of {', '.join(KINDS)}"]}
@@ -77,7 +78,7 @@ def sink_create(*, name: str, kind: str, connection: str | None = None, settings
     settings = dict(settings or {})
     secrets = {k: str(v) for k, v in (secrets or {}).items()}
     target = _connection(connection)
-    errors = _check_sink(kind, target, settings, secrets)
+    errors = sink_check(kind, target, settings, secrets)
     if not name or len(name) > 128:
         errors["name"] = ["1 to 128 characters"]
     elif NotificationSink.objects.filter(name=name).exists():
@@ -119,7 +120,7 @@ def sink_update(*, sink_id: Any, data: Mapping[str, Any], actor: Any = None,
         # created for. Moving a webhook sink to another connection needs a new whsec_ key;
         # moving anything to another connection is audited.
         moved = target is not None and sink.connection_id != target.pk
-        errors = _check_sink(sink.kind, target, settings, {**held, **new_secrets} if new_secrets else new_secrets)
+        errors = sink_check(sink.kind, target, settings, {**held, **new_secrets} if new_secrets else new_secrets)
         if "name" in data and (not data["name"] or len(str(data["name"])) > 128 or NotificationSink.objects.filter(
                 name=data["name"]).exclude(pk=sink.pk).exists()):
             errors["name"] = ["1 to 128 characters, unique"]
