@@ -149,7 +149,9 @@ def world(superuser: Any, operator_user: Any, django_user_model: Any, caplog: py
             "token": secret("duplicate")}}, format="json")
         assert r.status_code == 409, r.content
         world.add("api.create_409", r.content)
+        # A destination change gives every secret again (issue 12).
         r = api.patch("/api/v1/connections/gh-api", {"credentials": {"token": secret("api-token-v2"),
+                                                                     "signing_secret": secret("api-signing-v2"),
                                                                      "api_url": "https://ghe.example.com"}},
                       format="json")
         assert r.status_code == 200, r.content
