@@ -181,10 +181,10 @@ class ConnectionAdmin(ConnectionControlsMixin, admin.ModelAdmin):
                 "fields": [FIELD_PREFIX + spec.name for spec in ctype.fields if not spec.secret]})
         if obj is None:
             return [(None, {"fields": ["name", "connection_type"]}), fields_of_type, limits,
-                    ("Metadata", {"fields": ["metadata"], "classes": ["collapse"]})]
+                    ("Metadata", {"fields": ["expires_at", "metadata"], "classes": ["collapse"]})]
         return [(None, {"fields": ["name", "connection_type", "webhook_url", "webhook_url_copy"]}), fields_of_type,
                 limits,
-                ("Metadata", {"fields": ["metadata"], "classes": ["collapse"]}),
+                ("Metadata", {"fields": ["expires_at", "metadata"], "classes": ["collapse"]}),
                 ("State", {"fields": [*self.readonly_fields, *self.state_fields]})]
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:

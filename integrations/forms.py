@@ -135,6 +135,8 @@ class ConnectionForm(forms.ModelForm):
         label="health check interval (seconds)", required=False,
         help_text="blank = the global integrations.health.check_interval_seconds")
     metadata = forms.JSONField(required=False, initial=dict, help_text="free-form JSON object")
+    expires_at = forms.DateTimeField(label="credential expires at", required=False,
+                                     help_text="e.g. 2027-01-31 12:00 (UTC); alerts warn ahead. Blank: no known expiry")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -152,6 +154,7 @@ class ConnectionForm(forms.ModelForm):
             "health_check_enabled": connection.health_check_enabled,
             "health_check_interval_seconds": connection.health_check_interval_seconds,
             "metadata": connection.metadata,
+            "expires_at": connection.expires_at,
         })
 
     # Model validation belongs to the service (it owns every rule, including the
@@ -179,10 +182,12 @@ class ConnectionForm(forms.ModelForm):
                 self.instance = services.connection_create(
                     name=cleaned["name"], connection_type=ctype.name, credentials=self._credentials(cleaned),
                     rate_limit=self._rate_limit(cleaned), health_check=self._health_check(cleaned),
-                    metadata=cleaned.get("metadata") or {}, actor=self._actor(), request=self.request)
+                    metadata=cleaned.get("metadata") or {}, expires_at=cleaned.get("expires_at"),
+                    actor=self._actor(), request=self.request)
             else:
                 data = {"credentials": self._credentials(cleaned), "rate_limit": self._rate_limit(cleaned),
-                        "health_check": self._health_check(cleaned), "metadata": cleaned.get("metadata") or {}}
+                        "health_check": self._health_check(cleaned), "metadata": cleaned.get("metadata") or {},
+                        "expires_at": cleaned.get("expires_at")}
                 self.instance = services.connection_update(name=self.instance.name, data=data,
                                                            actor=self._actor(), request=self.request)
         except ValidationFailed as exc:

@@ -15,6 +15,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cryptography.fernet import InvalidToken
@@ -130,8 +131,8 @@ def _env_var_required_secrets(ctype: ConnectionType, name: str, backend: Any) ->
 
 def connection_create(*, name: str, connection_type: str, credentials: Mapping[str, Any],
                       rate_limit: Mapping[str, int] | None = None, health_check: Mapping[str, Any] | None = None,
-                      metadata: Mapping[str, Any] | None = None, actor: Any = None,
-                      request: HttpRequest | None = None) -> Connection:
+                      metadata: Mapping[str, Any] | None = None, expires_at: datetime | None = None,
+                      actor: Any = None, request: HttpRequest | None = None) -> Connection:
     problems = {**_check_name(name), **_check_limits(rate_limit, health_check)}
     ctype = _connection_type(connection_type)
     backend = get_backend()
@@ -164,7 +165,7 @@ def connection_create(*, name: str, connection_type: str, credentials: Mapping[s
                 raise Conflict(f"A connection named {name!r} already exists.", code="connection_name_taken")
             connection = Connection(name=name, connection_type=ctype.name, config=config,
                                     secret_backend=backend.name, secret_fields=present,
-                                    metadata=dict(metadata or {}))
+                                    metadata=dict(metadata or {}), expires_at=expires_at)
             _apply_rate_limit(connection, rate_limit)
             _apply_health_check(connection, health_check)
             connection.save()
@@ -389,6 +390,10 @@ def _connection_update(*, name: str, data: Mapping[str, Any], actor: Any,
         if "metadata" in data and data["metadata"] != connection.metadata:
             connection.metadata = dict(data["metadata"])
             changes["metadata"] = True
+        if "expires_at" in data and data["expires_at"] != connection.expires_at:
+            # When the credential stops working; alerts warn ahead of it (issue 16).
+            connection.expires_at = data["expires_at"]
+            changes["expires_at"] = data["expires_at"].isoformat() if data["expires_at"] else None
         if not changes:
             return connection  # a no-op writes nothing
         if new_secrets is not None:

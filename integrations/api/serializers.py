@@ -60,6 +60,8 @@ class ConnectionCreateInputSerializer(serializers.Serializer):
     rate_limit = RateLimitSerializer(required=False)
     health_check = HealthCheckInputSerializer(required=False)
     metadata = MetadataField(required=False, default=dict)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
+                                           help_text="when the credential expires, if it does (alerts warn ahead)")
 
 
 class ConnectionUpdateInputSerializer(serializers.Serializer):
@@ -71,6 +73,7 @@ class ConnectionUpdateInputSerializer(serializers.Serializer):
     rate_limit = RateLimitSerializer(required=False)
     health_check = HealthCheckInputSerializer(required=False)
     metadata = MetadataField(required=False)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, help_text="null: no known expiry")
 
 
 class ConnectionListFilterSerializer(serializers.Serializer):
@@ -112,6 +115,7 @@ class ConnectionOutputSerializer(serializers.Serializer):
     health_check = HealthCheckOutputSerializer(source="*")
     health = HealthStateSerializer(source="*")
     metadata = serializers.DictField(child=serializers.JSONField())
+    expires_at = serializers.DateTimeField(allow_null=True, help_text="when the credential expires, if known")
     webhook_url = serializers.SerializerMethodField(
         help_text="where senders post deliveries (event type `auto` takes the provider's own event name)")
     created_at = serializers.DateTimeField()
