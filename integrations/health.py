@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from integrations import selectors
 from integrations.models import Connection, HealthEvent
-from integrations.secrets.base import SecretUnavailable
+from integrations.secrets.base import SecretBackendUnavailable, SecretUnavailable
 from integrations.types import get_type
 from integrations.types.probing import (
     DEGRADED,
@@ -48,10 +48,14 @@ from synthorg import events
 from synthorg.audit import audit_record
 from synthorg.config import get_config
 from synthorg.errors import NotFound, SynthorgError
+from synthorg.log_format import bound_connection
 
 logger = logging.getLogger(__name__)
 
 REDACTED = "[redacted]"
+# The detail of a check that could not read its secrets because the secret manager is down;
+# it starts with "secrets unavailable" so the secrets.unavailable alert (notifications) sees it.
+SECRET_BACKEND_DOWN = "secrets unavailable: secret backend unavailable"  # noqa: S105 - a message
 # A probe's own timeouts bound each socket operation; this extra margin bounds the whole
 # check even when a peer trickles bytes slowly enough to reset every socket timeout.
 DEADLINE_GRACE_SECONDS = 2.0
@@ -123,6 +127,9 @@ def probe_context(connection: Connection) -> ProbeContext | HealthResult:
         from integrations.services import connection_secrets
 
         secrets = connection_secrets(connection)
+    except SecretBackendUnavailable:
+        # The secret manager is down, not the remote service: recorded, status left as it is.
+        return HealthResult(UNKNOWN, SECRET_BACKEND_DOWN)
     except (SecretUnavailable, SynthorgError) as exc:
         return HealthResult(UNHEALTHY, f"secrets unavailable: {exc.__class__.__name__}")
     defaults = {f.name: f.default for f in ctype.fields if f.default is not None}
@@ -135,10 +142,12 @@ def _run_probe(connection: Connection, context: ProbeContext) -> HealthResult:
     ctype = get_type(connection.connection_type)
     assert ctype.probe is not None  # probe_context returned a context, so there is a probe
     try:
-        return ctype.probe(context)
+        with bound_connection(connection.pk):  # the check's log lines carry the connection id
+            return ctype.probe(context)
     except Exception as exc:
         # A defect in a check must not stop the sweep; it is a failed check with a logged trace.
-        logger.exception("Health check of connection %s raised", connection.pk)
+        logger.exception("Health check of connection %s raised", connection.pk,
+                         extra={"connection_id": connection.pk})
         return HealthResult(UNHEALTHY, f"the check failed unexpectedly ({exc.__class__.__name__})")
     finally:
         # Checks that read the database (oauth_app) opened a connection on this thread.
@@ -184,6 +193,9 @@ def health_record(*, connection_id: int, result: HealthResult, actor: Any = None
         status, failures = smooth(previous_status=previous, failures=connection.health_consecutive_failures,
                                   result_status=result.status, degraded_threshold=health.degraded_threshold,
                                   unhealthy_threshold=health.unhealthy_threshold)
+        backend_down = result.detail == SECRET_BACKEND_DOWN
+        if backend_down:  # no verdict on the remote service: neither toward unhealthy nor back
+            status, failures = previous, connection.health_consecutive_failures
         next_check = checked_at + timedelta(seconds=_interval_seconds(connection))
         if result.retry_after:
             # The peer asked us to stay away (429): the next probe waits at least that long.
@@ -192,7 +204,7 @@ def health_record(*, connection_id: int, result: HealthResult, actor: Any = None
         connection.health_consecutive_failures = failures
         connection.health_checked_at = checked_at
         connection.health_latency_ms = result.latency_ms
-        connection.health_last_error = "" if result.status in (HEALTHY, UNKNOWN) else detail
+        connection.health_last_error = detail if backend_down or result.status not in (HEALTHY, UNKNOWN) else ""
         connection.health_next_check_at = next_check
         connection.health_probe_lease_until = None
         fields = ["health_status", "health_consecutive_failures", "health_checked_at", "health_latency_ms",
@@ -301,6 +313,8 @@ def connection_health_check(*, name: str, force: bool = False, actor: Any = None
     outcome = connection_probe(connection=connection, actor=actor, request=request)
     if outcome is None:
         raise NotFound(f"No connection named {name!r}.", code="connection_not_found")  # deleted meanwhile
+    if outcome.result.detail == SECRET_BACKEND_DOWN:
+        raise SecretBackendUnavailable()  # recorded above; the caller gets 503 + Retry-After
     return outcome
 
 

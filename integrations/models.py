@@ -195,3 +195,25 @@ class TunnelState(models.Model):
 
     def __str__(self) -> str:
         return f"tunnel {self.status} (desired {self.desired})"
+
+
+class PendingSecretDeletion(models.Model):
+    """A secret-manager secret whose owner row is gone but whose destroy failed (issue 14).
+
+    Holds only the reference (backend and path/ARN), never secret material; the periodic task
+    `integrations.secret_deletions_retry` destroys it (idempotently) and removes the row.
+    """
+
+    backend = models.CharField(max_length=32)
+    location = models.CharField(max_length=2048)
+    owner = models.CharField(max_length=200, help_text="what the secret belonged to, e.g. connections/12")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    next_attempt_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["backend", "location"], name="pending_secret_deletion_unique")]
+
+    def __str__(self) -> str:
+        return f"pending deletion {self.backend}:{self.owner}"

@@ -27,9 +27,9 @@ from django.http import HttpRequest
 
 from integrations import dependants, selectors
 from integrations.models import CONNECTION_NAME_PATTERN, RESERVED_NAMES, Connection, SecretRecord, SecretRef
-from integrations.secrets import fernet, get_backend
+from integrations.secrets import fernet, get_backend, managed
 from integrations.secrets import rotation as secret_rotation
-from integrations.secrets.base import SecretUnavailable
+from integrations.secrets.base import SecretBackendUnavailable, SecretUnavailable
 from integrations.secrets.fernet import key_check_reencrypt, key_fingerprint, keyring
 from integrations.types import REGISTRY, ConnectionType, get_type
 from integrations.validation import check_value, validate_fields
@@ -212,6 +212,9 @@ def secret_decrypt_cached(ciphertext: str) -> dict[str, str]:
     The key includes the keyring's fingerprints, so a changed or removed master key is never
     bypassed by an entry decrypted under the old keyring. Raises SecretUnavailable like decrypt.
     """
+    if managed.is_ref(ciphertext):
+        # A secret-manager reference names one version: cached per process (cache_ttl_seconds).
+        return managed.read(ciphertext)
     ring = keyring()
     key = (tuple(key_fingerprint(f) for f in (ring.current, *ring.previous)), ciphertext)
     with _secret_cache_lock:
@@ -230,6 +233,7 @@ def secret_decrypt_cached(ciphertext: str) -> dict[str, str]:
 def secret_cache_clear() -> None:
     with _secret_cache_lock:
         _secret_cache.clear()
+    managed.cache_clear()
 
 
 def connection_secrets(connection: Connection, *, ciphertext: str | None = None) -> dict[str, str]:
@@ -247,7 +251,8 @@ def connection_secrets(connection: Connection, *, ciphertext: str | None = None)
     if connection.secret_id is None:
         return {}
     try:
-        if ciphertext is not None and connection.secret_backend == fernet.EncryptedDatabaseBackend.name:
+        if ciphertext is not None and (connection.secret_backend == fernet.EncryptedDatabaseBackend.name
+                                       or managed.is_ref(ciphertext)):
             return secret_decrypt_cached(ciphertext)
         backend = get_backend(connection.secret_backend)
         return backend.retrieve(connection=connection, ref=connection.secret_ref, fields=ctype.secret_field_names)
@@ -424,7 +429,13 @@ def connection_delete(*, name: str, force: bool = False, actor: Any = None,
             for dependant in dependants.registered():
                 if dependant.list_names(connection):
                     dependant.remove(connection, actor=actor, request=request)
-        secret_records = SecretRecord.objects.filter(connection=connection).count()
+        records = list(SecretRecord.objects.filter(connection=connection).values_list("ciphertext", flat=True))
+        secret_records = len(records)
+        # Secrets in a secret manager (its own and its dependants') are destroyed once the rows
+        # are gone for good: after commit, a failure kept for the periodic retry (issue 14).
+        managed.destroy_after_commit(
+            [(stored, f"{managed.CONNECTIONS}/{connection.pk}") for stored in records]
+            + managed.owned_refs(connection), actor=actor)
         audit_record(action="connection.delete", target=connection.name, target_type="connection",
                      actor=actor, request=request,
                      details={"connection_type": connection.connection_type, "forced": force,
@@ -487,6 +498,11 @@ def secret_reveal(*, name: str, field: str, user: Any, request: HttpRequest | No
         raise deny("not_a_secret_field", connection.name)
     try:
         value = connection_secrets(connection).get(field)
+    except SecretBackendUnavailable:
+        # The manager is down: a 503 with Retry-After (the caller retries), not a "not found".
+        audit_record(action="secret.reveal", target=connection.name, target_type="connection", outcome="failure",
+                     reason="secret_backend_unavailable", actor=user, request=request, details={"field": field})
+        raise
     except SecretUnavailable as exc:
         logger.warning("reveal of connection %s failed: %s", connection.pk, exc.code)
         raise deny(f"backend_failure:{exc.code}", connection.name) from None
@@ -516,7 +532,8 @@ def master_key_rotate(*, actor: Any = None, batch_size: int = 200) -> RotationRe
     while True:
         with transaction.atomic():
             batch = list(SecretRecord.objects.select_for_update()
-                         .exclude(key_id=current).exclude(pk__in=failed_ids).order_by("pk")[:batch_size])
+                         .exclude(key_id=current).exclude(pk__in=failed_ids)
+                         .exclude(ciphertext__startswith=managed.REF_PREFIX).order_by("pk")[:batch_size])
             if not batch:
                 break
             for record in batch:

@@ -32,6 +32,11 @@ class OAuthFlowConfig(AppConfig):
         rotation.register("oauth", lambda *, actor=None: rotation.rotate_fields(
             (OAuthToken, "ciphertext", "key_id"), (OAuthState, "verifier_ciphertext"),
             (OAuthDeviceFlow, "device_code_ciphertext")))
+        # Under a secret manager tokens live there; a connection's delete destroys them (issue 14).
+        from integrations.secrets import managed
+
+        managed.register_column(managed.SealedColumn(managed.OAUTH_TOKENS, OAuthToken, "ciphertext", "key_id",
+                                                     owner_attr="connection_id"))
         # A changed token_url/auth_url drops the tokens obtained from the old server (issue 12).
         from integrations import dependants
         from oauthflow.services import tokens_drop_for_destination

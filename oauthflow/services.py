@@ -31,7 +31,7 @@ from django.utils import timezone
 from integrations import selectors as connection_selectors
 from integrations import services as connection_services
 from integrations.models import Connection
-from integrations.secrets import fernet
+from integrations.secrets import fernet, managed
 from integrations.secrets.base import SecretUnavailable
 from oauthflow import grants
 from oauthflow.grants import OAuthClient, TokenEndpointError, TokenSet
@@ -111,6 +111,7 @@ def redirect_uri(request: HttpRequest | None = None) -> str:
 
 
 def _require_master_key() -> None:
+    # PKCE verifiers and device codes are still Fernet-encrypted under every backend (short-lived).
     try:
         fernet.keyring()
     except SecretUnavailable:
@@ -138,13 +139,16 @@ def _need(client: OAuthClient, field: str, grant: str) -> None:
                                    errors={f"credentials.{field}": ["is required for this grant"]})
 
 
-def _encrypt_tokens(tokens: TokenSet, *, keep_refresh: str | None = None) -> tuple[str, str, bool]:
+def _encrypt_tokens(tokens: TokenSet, *, connection_id: int, previous: str = "",
+                    keep_refresh: str | None = None) -> tuple[str, str, bool]:
+    """Through the configured secret backend: a Fernet token, or under a secret manager a reference
+    to ``<prefix>/oauth-tokens/<connection id>`` (one per connection, which owns one token row)."""
     # A refresh answer without a refresh_token keeps the old one (RFC 6749 §6).
     refresh_token = tokens.refresh_token or keep_refresh
     data = {"access_token": tokens.access_token}
     if refresh_token:
         data["refresh_token"] = refresh_token
-    ciphertext, key_id = fernet.encrypt(data)
+    ciphertext, key_id = managed.seal(managed.OAUTH_TOKENS, connection_id, data, previous=previous)
     return ciphertext, key_id, bool(refresh_token)
 
 
@@ -159,7 +163,8 @@ def token_store(*, connection: Connection, grant_type: str, tokens: TokenSet, re
     Bumping ``version`` here also fences any refresh in flight: its write will not land.
     """
     now = timezone.now()
-    ciphertext, key_id, has_refresh = _encrypt_tokens(tokens)
+    current = OAuthToken.objects.filter(connection=connection).values_list("ciphertext", flat=True).first() or ""
+    ciphertext, key_id, has_refresh = _encrypt_tokens(tokens, connection_id=connection.pk, previous=current)
     values = {
         "grant_type": grant_type, "ciphertext": ciphertext, "key_id": key_id, "has_refresh_token": has_refresh,
         "token_type": tokens.token_type, "scopes": list(tokens.scopes or requested_scopes),
@@ -527,7 +532,8 @@ def _fenced(claim: Claim) -> Any:
 
 def _write_refreshed(claim: Claim, tokens: TokenSet, old_refresh: str | None) -> bool:
     now = timezone.now()
-    ciphertext, key_id, has_refresh = _encrypt_tokens(tokens, keep_refresh=old_refresh)
+    ciphertext, key_id, has_refresh = _encrypt_tokens(tokens, connection_id=claim.token.connection_id,
+                                                      previous=claim.token.ciphertext, keep_refresh=old_refresh)
     return bool(_fenced(claim).update(
         ciphertext=ciphertext, key_id=key_id, has_refresh_token=has_refresh, token_type=tokens.token_type,
         scopes=list(tokens.scopes) or claim.token.scopes, expires_at=_expires_at(tokens, now),
@@ -620,7 +626,7 @@ def _refresh(token: OAuthToken, *, force: bool) -> RefreshOutcome:
         if token.grant_type == GrantType.CLIENT_CREDENTIALS:
             tokens = grants.client_credentials(client, scopes=token.scopes or client.scopes)
         else:
-            old_refresh = fernet.decrypt(token.ciphertext).get("refresh_token")
+            old_refresh = managed.unseal(token.ciphertext).get("refresh_token")
             tokens = grants.refresh(client, refresh_token=old_refresh or "")
     except TokenEndpointError as exc:
         if not _write_failure(claim, exc):
@@ -675,7 +681,7 @@ def get_access_token(connection: Connection, *, wait_seconds: float | None = Non
         # token may already be inside the threshold and must not be refreshed again).
         fresh = token.expires_at is None or token.expires_at > now + timedelta(seconds=ON_DEMAND_MARGIN_SECONDS)
         if valid and (attempted or leased or not token.refreshable or fresh):
-            return fernet.decrypt(token.ciphertext)["access_token"]
+            return managed.unseal(token.ciphertext)["access_token"]
         if not leased and not attempted:
             # An expired token is needed now: ignore the transient-failure backoff.
             # One attempt only: a token whose lifetime is shorter than the threshold is
@@ -710,7 +716,10 @@ def tokens_drop_for_destination(connection: Connection, *, changed: Sequence[str
     endpoints = sorted(ENDPOINT_FIELDS.intersection(changed))
     if connection.connection_type != OAUTH_TYPE or not endpoints:
         return
+    dropped = list(OAuthToken.objects.filter(connection=connection).values_list("ciphertext", flat=True))
     tokens, _ = OAuthToken.objects.filter(connection=connection).delete()
+    managed.destroy_after_commit([(stored, f"{managed.OAUTH_TOKENS}/{connection.pk}") for stored in dropped],
+                                 actor=actor)
     states, _ = OAuthState.objects.filter(connection=connection, consumed_at__isnull=True).delete()
     flows = OAuthDeviceFlow.objects.filter(connection=connection, status=OAuthDeviceFlow.Status.PENDING).update(
         status=OAuthDeviceFlow.Status.FAILED, error="the connection's OAuth endpoints changed",

@@ -61,6 +61,42 @@ class EncryptedSqliteConfig:
 
 
 @dataclass(frozen=True)
+class VaultConfig:
+    """`secret_manager_vault`: HashiCorp Vault / OpenBao, KV version 2 (issue 14)."""
+
+    url: str = _spec("https://127.0.0.1:8200", pattern=r"^https?://[^\s/?#@\\]+(/[^\s?#@\\]*)?$")
+    mount: str = _spec("secret", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    # Secrets live under <mount>/data/<path_prefix>/<kind>/<owner id>.
+    path_prefix: str = _spec("synthorg",
+                             pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63}){0,7}$")
+    namespace: str = _spec("", pattern=r"^([A-Za-z0-9][A-Za-z0-9._/-]{0,127})?$")
+    auth: str = _spec("token", choices=("token", "approle"))
+    # Names of environment variables (or <NAME>_FILE), never the values.
+    token_env: str = _spec("VAULT_TOKEN", pattern=ENV_VAR_NAME)
+    role_id_env: str = _spec("VAULT_ROLE_ID", pattern=ENV_VAR_NAME)
+    secret_id_env: str = _spec("VAULT_SECRET_ID", pattern=ENV_VAR_NAME)
+    # A CA bundle file for the server's certificate; TLS verification is never turned off.
+    ca_bundle: str = _spec("")
+    timeout_seconds: int = _spec(5, min=1, max=120)
+    cache_ttl_seconds: int = _spec(60, min=0, max=86_400)
+
+
+@dataclass(frozen=True)
+class AwsSecretsConfig:
+    """`secret_manager_cloud_a`: AWS Secrets Manager; credentials from boto3's standard chain."""
+
+    region: str = _spec("eu-west-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+    name_prefix: str = _spec("synthorg/", pattern=r"^[A-Za-z0-9/_+=.@-]{0,256}$")
+    kms_key_id: str = _spec("", pattern=r"^[A-Za-z0-9:/_+=.@-]{0,2048}$")
+    # For LocalStack / moto / VPC endpoints; empty = AWS's own endpoint for the region.
+    endpoint_url: str = _spec("", pattern=r"^(https?://[^\s?#@\\]+)?$")
+    # 0 deletes at once (ForceDeleteWithoutRecovery); AWS accepts 7-30 otherwise (cross-checked).
+    recovery_window_days: int = _spec(7, min=0, max=30)
+    timeout_seconds: int = _spec(5, min=1, max=120)
+    cache_ttl_seconds: int = _spec(60, min=0, max=86_400)
+
+
+@dataclass(frozen=True)
 class SecretBackendConfig:
     backend_type: str = _spec("encrypted_sqlite", choices=SECRET_BACKENDS)
     master_key_env: str = _spec("SYNTHORG_MASTER_KEY", pattern=ENV_VAR_NAME)
@@ -68,6 +104,8 @@ class SecretBackendConfig:
     previous_master_keys_env: str = _spec("SYNTHORG_PREVIOUS_MASTER_KEYS", pattern=ENV_VAR_NAME)
     # Upstream spelling: `secret_backend.encrypted_sqlite.master_key_env`.
     encrypted_sqlite: EncryptedSqliteConfig = field(default_factory=EncryptedSqliteConfig)
+    vault: VaultConfig = field(default_factory=VaultConfig)
+    aws: AwsSecretsConfig = field(default_factory=AwsSecretsConfig)
 
     @property
     def effective_master_key_env(self) -> str:
@@ -373,12 +411,10 @@ def _cross_field_rules(config: Config, problems: list[Problem]) -> None:
         except ValueError:
             problems.append(Problem(f"integrations.trusted_proxies[{index}]",
                                     f"{network!r} is not an IP network (CIDR)"))
-    for index, network in enumerate(config.integrations.trusted_proxies):
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            problems.append(Problem(f"integrations.trusted_proxies[{index}]",
-                                    f"{network!r} is not an IP network (CIDR)"))
+    window = config.integrations.secret_backend.aws.recovery_window_days
+    if 0 < window < 7:
+        problems.append(Problem("integrations.secret_backend.aws.recovery_window_days",
+                                f"must be 0 (delete at once) or between 7 and 30 (AWS's bounds), got {window}"))
     names = [s.name for s in config.mcp.servers]
     for index, server in enumerate(config.mcp.servers):
         if not server.name:

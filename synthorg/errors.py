@@ -98,6 +98,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
                             status=exc.status_code)
         if isinstance(exc, RateLimited):
             response["Retry-After"] = str(max(1, math.ceil(exc.wait)))
+        elif getattr(exc, "retry_after", None):  # a dependency outage (secret manager): retry later
+            response["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))  # type: ignore[attr-defined]
         return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

@@ -49,10 +49,31 @@ def broker_ready(timeout: float = 2.0) -> tuple[bool, str]:
     return True, "ok"
 
 
+def secret_backend_ready() -> tuple[bool, str] | None:
+    """The configured secret manager (issue 14): reachable, unsealed, authenticated. None when
+    secrets live in the database or the environment (nothing more to ask)."""
+    from integrations.secrets import managed
+    from synthorg.config import get_config
+
+    name = get_config().integrations.secret_backend.backend_type
+    if name not in managed.MANAGED_BACKENDS:
+        return None
+    state = managed.manager(name).status()
+    if state["ok"]:
+        return True, "ok"
+    reason = ("unreachable" if not state["reachable"] else "sealed" if not state["unsealed"]
+              else "not authenticated")
+    logger.warning("readiness: secret backend %s %s", name, reason)
+    return False, reason
+
+
 def readiness() -> dict[str, Any]:
     db_ok, db_detail = database_ready()
     broker_ok, broker_detail = broker_ready()
-    return {
-        "ready": db_ok and broker_ok,
-        "checks": {"database": db_detail, "broker": broker_detail},
-    }
+    checks = {"database": db_detail, "broker": broker_detail}
+    ready = db_ok and broker_ok
+    secrets = secret_backend_ready()
+    if secrets is not None:
+        ready = ready and secrets[0]
+        checks["secret_backend"] = secrets[1]
+    return {"ready": ready, "checks": checks}

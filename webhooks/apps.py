@@ -29,6 +29,11 @@ class WebhooksConfig(AppConfig):
         # Previous signing secrets kept during a rotation window are re-encrypted with the rest.
         rotation.register("webhooks", lambda *, actor=None: rotation.rotate_fields(
             (WebhookEndpoint, "previous_secret_ciphertext", "previous_secret_key_id")))
+        from integrations.secrets import managed
+
+        # Under a secret manager the previous signing secret lives there (issue 14).
+        managed.register_column(managed.SealedColumn(managed.WEBHOOK_ENDPOINTS, WebhookEndpoint,
+                                                     "previous_secret_ciphertext", "previous_secret_key_id"))
         strategy_register()
         periodic.register("webhooks-publication-sweep", "webhooks.publication_sweep",
                           lambda cfg: cfg.integrations.webhooks.publish_sweep_interval_seconds)

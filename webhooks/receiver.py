@@ -31,7 +31,7 @@ from django.views.decorators.debug import sensitive_variables
 from integrations import services
 from integrations.models import CONNECTION_NAME_PATTERN, Connection
 from integrations.ratelimit import RateLimitExceeded, get_rate_limiter
-from integrations.secrets.base import SecretUnavailable
+from integrations.secrets.base import SecretBackendUnavailable, SecretUnavailable
 from integrations.types import get_type
 from synthorg.config import get_config
 from synthorg.json_values import storable_text
@@ -119,6 +119,9 @@ def per_thread_compiled(local: threading.local, connection: Any, build: Callable
         cache[key] = build()
     return cache[key]
 
+
+# `_verify`'s answer when the secret manager cannot be read (issue 14): 503 + Retry-After.
+SECRET_BACKEND_DOWN = "secret_backend_unavailable"  # noqa: S105 - an error code
 
 # The columns of the connection the receiver uses; the others stay deferred (never read here).
 RECEIPT_CONNECTION_FIELDS = ("id", "name", "connection_type", "config", "secret_backend", "secret_id")
@@ -392,6 +395,10 @@ def _verify(connection: Connection, *, body: bytes, headers: Mapping[str, str], 
                          Delivery.Outcome.ACCEPTED_UNVERIFIED)
     try:
         secrets = signing_secrets(connection, received_at)
+    except SecretBackendUnavailable:
+        # The secret manager is down and nothing is cached: the sender must retry, not give up.
+        logger.warning("signing secret of connection %s: the secret backend is unavailable", connection.pk)
+        return SECRET_BACKEND_DOWN
     except SecretUnavailable:
         logger.exception("signing secret of connection %s cannot be read", connection.pk)
         return "secret_unavailable"
@@ -431,6 +438,12 @@ def delivery_receive(*, connection_name: str, path_event_type: str, body: bytes,
         if connection is None:
             return refuse("unknown_connection")
         verified = _verify(connection, body=body, headers=headers, unix_now=unix_now, received_at=received_at)
+    if verified == SECRET_BACKEND_DOWN:
+        rejection_record(connection=connection, connection_name=connection.name, reason=SECRET_BACKEND_DOWN,
+                         status=503, path_event_type=path_event_type, remote_ip=remote_ip)
+        return Receipt(503, {"detail": "The signing secret cannot be read right now; retry later.",
+                             "code": SECRET_BACKEND_DOWN},
+                       {"Retry-After": _retry_after(SecretBackendUnavailable.retry_after or 30)})
     if isinstance(verified, str):
         return refuse(verified, connection)
     replay_key = verified.replay_key

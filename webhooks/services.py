@@ -21,7 +21,7 @@ from django.utils import timezone
 from integrations import selectors
 from integrations import services as connection_services
 from integrations.ratelimit import RateLimitExceeded
-from integrations.secrets import fernet
+from integrations.secrets import managed
 from integrations.types import get_type
 from synthorg import bus, events
 from synthorg.audit import audit_record
@@ -330,10 +330,15 @@ def signing_secret_rotate(*, name: str, secret: str | None = None, previous_vali
         endpoint, _ = WebhookEndpoint.objects.select_for_update().get_or_create(connection=connection)
         old = connection_services.connection_secrets(connection).get("signing_secret") or ""
         if old:
-            ciphertext, key_id = fernet.encrypt({"signing_secret": old})
-            endpoint.previous_secret_ciphertext, endpoint.previous_secret_key_id = ciphertext, key_id
+            # Through the configured backend: a secret manager keeps it as
+            # <prefix>/webhook-endpoints/<endpoint id> (a new version per rotation), the database a reference.
+            stored, key_id = managed.seal(managed.WEBHOOK_ENDPOINTS, endpoint.pk, {"signing_secret": old},
+                                          previous=endpoint.previous_secret_ciphertext)
+            endpoint.previous_secret_ciphertext, endpoint.previous_secret_key_id = stored, key_id
             endpoint.previous_valid_until = until
         else:
+            managed.destroy_after_commit([(endpoint.previous_secret_ciphertext,
+                                           f"{managed.WEBHOOK_ENDPOINTS}/{endpoint.pk}")], actor=actor)
             endpoint.previous_secret_ciphertext, endpoint.previous_secret_key_id = "", ""
             endpoint.previous_valid_until = None
         endpoint.rotated_at = now

@@ -5,6 +5,8 @@ from typing import Any
 
 from integrations.secrets.env_var import EnvVarBackend
 from integrations.secrets.fernet import EncryptedDatabaseBackend
+from integrations.secrets.managed import MANAGED_BACKENDS
+from integrations.secrets.managed_backend import ManagedBackend
 from integrations.secrets.stubs import STUB_NAMES, StubBackend
 from synthorg.config import get_config
 
@@ -15,6 +17,8 @@ def get_backend(name: str | None = None) -> Any:
         return EncryptedDatabaseBackend()
     if name == EnvVarBackend.name:
         return EnvVarBackend()
+    if name in MANAGED_BACKENDS:
+        return ManagedBackend(name)
     if name in STUB_NAMES:
         return StubBackend(name)
     raise KeyError(name)

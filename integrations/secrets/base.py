@@ -19,8 +19,13 @@ class SecretBackendReadOnly(Conflict):
 
 
 class SecretBackendUnavailable(SynthorgError):
+    """The secret manager is unreachable, sealed or refuses: a 503 with Retry-After, never a 500,
+    never a reason to call a connection unhealthy (the remote service was not even asked)."""
+
     status_code = 503
     code = "secret_backend_unavailable"
+    default_detail = "The secret backend is unavailable; retry later."
+    retry_after: float | None = 30.0
 
 
 class SecretBackend(Protocol):

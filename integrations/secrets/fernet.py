@@ -108,6 +108,10 @@ class EncryptedDatabaseBackend:
             record = SecretRecord.objects.get(pk=uuid.UUID(ref.secret_id))
         except (SecretRecord.DoesNotExist, ValueError):
             raise SecretUnavailable("The secret record is missing.", code="secret_missing") from None
+        if record.ciphertext.startswith("ref:"):  # moved to a secret manager (secrets_migrate)
+            from integrations.secrets import managed
+
+            return managed.read(record.ciphertext)
         return decrypt(record.ciphertext)
 
     def delete(self, *, ref: SecretRef) -> None:

@@ -56,7 +56,9 @@ def rotate_field(model: Any, field: str, key_field: str | None = None) -> Counts
     ring = keyring()
     current_id = key_fingerprint(ring.current)
     counts = Counts()
-    pks = list(model.objects.exclude(**{field: ""}).order_by("pk").values_list("pk", flat=True))
+    # References to a secret manager hold no ciphertext: nothing for the master key to do.
+    pks = list(model.objects.exclude(**{field: ""}).exclude(**{f"{field}__startswith": "ref:"})
+               .order_by("pk").values_list("pk", flat=True))
     for pk in pks:
         with transaction.atomic():
             row = model.objects.select_for_update().filter(pk=pk).first()

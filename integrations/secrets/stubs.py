@@ -1,4 +1,8 @@
-"""External secret managers declared for the future: selectable names that fail loudly."""
+"""Secret managers declared for the future: selectable names that fail loudly.
+
+`secret_manager_cloud_b` (Google Cloud Secret Manager) has no emulator installable here, so it
+is not offered as working: the system check refuses to start with it.
+"""
 from __future__ import annotations
 
 from typing import Any, NoReturn
@@ -16,11 +20,11 @@ class StubBackend:
     def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise SecretBackendUnavailable(
             f"Secret backend {self.name!r} is not available in this release; "
-            "use encrypted_sqlite or env_var.",
+            "use encrypted_sqlite, env_var, secret_manager_vault or secret_manager_cloud_a.",
             code="secret_backend_not_available",
         )
 
     store = retrieve = delete = rotate = _refuse
 
 
-STUB_NAMES = ("secret_manager_vault", "secret_manager_cloud_a", "secret_manager_cloud_b")
+STUB_NAMES = ("secret_manager_cloud_b",)

@@ -15,7 +15,7 @@ from integrations.secrets.base import SecretBackendReadOnly, SecretBackendUnavai
 from integrations.secrets.env_var import variable_name
 
 URL = "/api/v1/connections"
-STUBS = ["secret_manager_vault", "secret_manager_cloud_a", "secret_manager_cloud_b"]
+STUBS = ["secret_manager_cloud_b"]  # vault and cloud_a are real backends (tests/secret_backends)
 
 
 @pytest.mark.parametrize(("connection", "field", "expected"), [

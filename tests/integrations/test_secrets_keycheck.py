@@ -114,7 +114,7 @@ def test_env_var_backend_makes_a_missing_key_a_warning(monkeypatch: pytest.Monke
     assert ids(check_secret_backend()) == ["integrations.E001"]
 
 
-@pytest.mark.parametrize("backend", ["secret_manager_vault", "secret_manager_cloud_a", "secret_manager_cloud_b"])
+@pytest.mark.parametrize("backend", ["secret_manager_cloud_b"])
 def test_stub_backend_is_a_startup_error(integrations_config: Any, backend: str) -> None:
     integrations_config({"secret_backend": {"backend_type": backend}})
     [error] = check_secret_backend()
