@@ -76,7 +76,11 @@ def message_build(alert: Alert, *, problems: list[Problem], now: datetime) -> Me
     data: dict[str, Any] = {"problems": documents} if alert.kind == Alert.Kind.DIGEST else (
         {"problem": documents[0]} if documents else {"sink": alert.sink.name})
     payload = {"type": event_type, "id": alert_id, "timestamp": now.isoformat(), "data": data}
-    context = {"subject": subject, "intro": intro, "problems": documents, "url": url, "alert_id": alert_id}
+    # The mail shows times as people read them; the JSON payload keeps ISO 8601.
+    shown = [{**doc, "first_seen_at": f"{p.first_seen_at:%Y-%m-%d %H:%M} UTC",
+              "resolved_at": f"{p.resolved_at:%Y-%m-%d %H:%M} UTC" if p.resolved_at else None}
+             for doc, p in zip(documents, problems, strict=True)]
+    context = {"subject": subject, "intro": intro, "problems": shown, "url": url, "alert_id": alert_id}
     text = render_to_string("notifications/alert.txt", context)
     html = render_to_string("notifications/alert.html", context)
     return Message(alert_id=alert_id, kind=alert.kind, event_type=event_type, subject=subject[:250], text=text,
