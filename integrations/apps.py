@@ -26,5 +26,7 @@ class IntegrationsConfig(AppConfig):
         dashboard.register("tunnel", tunnel_card)
 
         # The sweep runs often; each connection is probed on its own interval (integrations.prober).
+        # Secret-manager secrets whose destroy failed at delete time (issue 14).
+        periodic.register("secret-deletions-retry", "integrations.secret_deletions_retry", lambda cfg: 300)
         periodic.register("health-sweep", "integrations.health_sweep",
                           lambda cfg: cfg.integrations.health.sweep_interval_seconds)

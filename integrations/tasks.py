@@ -26,3 +26,11 @@ def connections_probe_task(connection_ids: list[int]) -> dict[str, Any]:
 
     outcomes = connections_probe(connection_ids, threads=get_config().integrations.health.probe_threads)
     return {"probed": len(outcomes)}
+
+
+@shared_task(name="integrations.secret_deletions_retry", ignore_result=True)
+def secret_deletions_retry_task() -> dict[str, int]:
+    """Destroy again the secret-manager secrets a delete could not destroy (idempotent)."""
+    from integrations.secrets.managed import pending_deletions_retry
+
+    return pending_deletions_retry()
