@@ -78,7 +78,10 @@ def start_bao() -> BaoServer:
         stdout=handle, stderr=subprocess.STDOUT, cwd=log.parent, env={**os.environ, "HOME": str(log.parent)})
     server = BaoServer(port, token, process, log)
     _wait(f"{server.url}/v1/sys/health", time.monotonic() + 30, lambda r: r.status_code == 200)
-    match = re.search(r"Unseal Key: (\S+)", log.read_text(errors="replace"))
+    deadline = time.monotonic() + 10
+    while not (match := re.search(r"Unseal Key: (\S+)", log.read_text(errors="replace"))) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)  # the banner is printed just after the listener answers
     server.unseal_key = match.group(1) if match else ""
     return server
 
