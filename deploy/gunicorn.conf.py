@@ -48,6 +48,24 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 access_log_format = ('%(h)s "%(r)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s '
                      'forwarded_for="%({x-forwarded-for}i)s" "%(a)s"')
 
+# LOG_FORMAT=json: gunicorn's own lines (errors, access) are JSON objects too, with the same keys as
+# the application's (synthorg/log_format.py), so an aggregator reads one format from this process.
+if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "synthorg.log_format.JsonLogFormatter"}},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+            "error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
+        },
+        "root": {"level": "INFO", "handlers": ["console"]},
+        "loggers": {
+            "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        },
+    }
+
 # The heartbeat file every worker touches; on a tmpfs a slow disk never makes the master think
 # a busy worker hung. gunicorn makes the file with mkstemp and unlinks it at once.
 _SHM = "/dev/shm"  # noqa: S108
