@@ -25,7 +25,8 @@ def _connection_facts(connection: Connection, title: str, **details: Any) -> dic
 
 
 def _strictest(event: str, name: str) -> Any:
-    """The lowest threshold any enabled rule of ``event`` sets (each rule re-checks its own)."""
+    """The lowest threshold any enabled rule of ``event`` sets: one detection for every rule of
+    the event (documented in the README; per-rule thresholds would need one query per rule)."""
     values = [rule.params.get(name) for rule in AlertRule.objects.filter(enabled=True)
               if event in (rule.events or []) and (rule.params or {}).get(name) is not None]
     return min([*values, EVENT_TYPES[event].params[name]]) if values else EVENT_TYPES[event].params[name]
