@@ -10,6 +10,7 @@ from django.http import HttpRequest
 
 from notifications import services
 from notifications.models import Alert, AlertAttempt, AlertRule, NotificationSink, Problem
+from notifications.sinks import KINDS
 from synthorg import permissions
 
 
@@ -25,6 +26,11 @@ class SinkForm(forms.ModelForm):
                                            cleaned.get("settings") or {}, {})
             for field, messages_ in problems.items():
                 self.add_error(field if field in self.fields else None, messages_)
+            connection = cleaned.get("connection")
+            if (KINDS[self.instance.kind].generated_secret is not None
+                    and (connection.pk if connection else None) != self.instance.connection_id):
+                self.add_error("connection", "A webhook sink's signing secret is bound to its receiver; "
+                                             "create a new sink for another connection.")
         return cleaned
 
 

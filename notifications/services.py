@@ -19,7 +19,7 @@ from notifications.models import Alert, AlertRule, NotificationSink, Problem
 from notifications.secrets import sink_secrets_read, sink_secrets_write
 from notifications.sinks import KINDS
 from synthorg.audit import audit_record
-from synthorg.errors import NotFound, ValidationFailed
+from synthorg.errors import Conflict, NotFound, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +117,12 @@ def sink_update(*, sink_id: Any, data: Mapping[str, Any], actor: Any = None,
         new_secrets = {k: str(v) for k, v in (data.get("secrets") or {}).items()}
         held = sink_secrets_read(sink)
         # Destination binding (issue 12): a sink's secret stays with the destination it was
-        # created for. Moving a webhook sink to another connection needs a new whsec_ key;
-        # moving anything to another connection is audited.
-        moved = target is not None and sink.connection_id != target.pk
+        # created for. A webhook sink's whsec_ key was made for its receiver: it cannot follow
+        # the sink to another connection (create a new sink, with a new key, instead).
+        moved = sink.connection_id != (target.pk if target is not None else None)
+        if moved and KINDS[sink.kind].generated_secret is not None:
+            raise Conflict("A webhook sink's signing secret is bound to its receiver; create a new sink "
+                           "for another connection.", code="sink_secret_bound")
         errors = sink_check(sink.kind, target, settings, {**held, **new_secrets} if new_secrets else new_secrets)
         if "name" in data and (not data["name"] or len(str(data["name"])) > 128 or NotificationSink.objects.filter(
                 name=data["name"]).exclude(pk=sink.pk).exists()):

@@ -53,7 +53,7 @@ class SinkListCreateApi(GenericAPIView):
 class SinkDetailApi(APIView):
     permission_actions = {"GET": "notification_sink.view", "PATCH": "notification_sink.change",
                           "DELETE": "notification_sink.delete"}
-    error_statuses = {"PATCH": (422,)}
+    error_statuses = {"PATCH": (409, 422)}
 
     @extend_schema(parameters=[ID], responses=SinkOutputSerializer, tags=TAGS)
     def get(self, request: Request, pk: int) -> Response:

@@ -87,6 +87,9 @@ def test_sink_change_form_goes_through_the_service(root_console: Any, hook: Any,
     assert response.status_code == 200 and "generic_http" in response.content.decode()
     hook.sink.refresh_from_db()
     assert hook.sink.connection.name == "receiver"
+    other = http_connection("http://127.0.0.1:9/other", name="other-receiver")
+    response = root_console.post(url, {"name": "hook", "connection": other.pk, "settings": "{}", "enabled": "on"})
+    assert response.status_code == 200 and "bound to its receiver" in response.content.decode()
     response = root_console.post(url, {"name": "hook", "connection": hook.sink.connection_id, "settings": "{}"})
     assert response.status_code == 302
     hook.sink.refresh_from_db()

@@ -95,3 +95,15 @@ def test_problems_list_detail_and_acknowledge(operator_client: Any) -> None:
     assert again.json()["acknowledged_at"] == acked.json()["acknowledged_at"]
     assert Problem.objects.get().acknowledged_by
     assert operator_client.get(f"{BASE}/problems?state=bogus").status_code == 400
+
+
+def test_a_webhook_sink_cannot_move_to_another_receiver(operator_client: Any, http_peer: Any) -> None:
+    http_connection(http_peer.url("/hook"), name="receiver")
+    http_connection("http://127.0.0.1:9/elsewhere", name="elsewhere")
+    sink_id = operator_client.post(f"{BASE}/sinks", {"name": "hook", "kind": "webhook", "connection": "receiver"},
+                                   format="json").json()["id"]
+    moved = operator_client.patch(f"{BASE}/sinks/{sink_id}", {"connection": "elsewhere"}, format="json")
+    assert moved.status_code == 409 and moved.json()["code"] == "sink_secret_bound"
+    assert NotificationSink.objects.get().connection.name == "receiver"
+    renamed = operator_client.patch(f"{BASE}/sinks/{sink_id}", {"name": "hook-2"}, format="json")
+    assert renamed.status_code == 200 and renamed.json()["connection"] == "receiver"
