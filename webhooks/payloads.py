@@ -11,7 +11,8 @@ body is read into two views:
   raw bytes, from which `payload_from_delivery` reads ``value`` again.
 
 In both views a number beyond a double's range (``1e400``: Python reads infinity, which no
-JSON encoder may write) is kept as its literal text, and the payload counts as escaped.
+JSON encoder may write) or an integer longer than Python converts (4,300 digits) is kept as
+its literal text, and the payload counts as escaped.
 
 Nesting deeper than `MAX_NESTING` is refused (400), so nothing that later encodes or walks the
 payload (the database adapter, the bus, `http_forward`, the admin) meets a ``RecursionError``.
@@ -54,11 +55,28 @@ class _Parse:
         self.literal_numbers = True
         return literal
 
+    def parse_int(self, literal: str) -> int | str:
+        try:
+            return int(literal)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            self.literal_numbers = True
+            return literal
+
     def json_object(self, text: str) -> dict[str, Any] | None:
         try:
             value = json.loads(text, parse_constant=_reject_constant, parse_float=self.parse_float)
-        except (ValueError, RecursionError):  # RecursionError: nested near Python's limit
+        except RecursionError:  # nested near Python's limit
             return None
+        except ValueError as exc:
+            if "integer string conversion" not in str(exc):
+                return None
+            # An integer of thousands of digits is still JSON: parse again, keeping it as text
+            # (only then: a hook on every integer would slow down every body).
+            try:
+                value = json.loads(text, parse_constant=_reject_constant, parse_float=self.parse_float,
+                                   parse_int=self.parse_int)
+            except (ValueError, RecursionError):
+                return None
         if not isinstance(value, dict) or nesting_exceeds(text, value, MAX_NESTING):
             return None
         return value

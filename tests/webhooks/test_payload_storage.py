@@ -83,6 +83,15 @@ def test_a_number_beyond_a_double_is_kept_as_its_literal_text() -> None:
     assert delivery.payload_escaped is True
 
 
+def test_an_integer_of_thousands_of_digits_is_kept_as_its_literal_text() -> None:
+    make_github()
+    digits = "9" * 5_000
+    response = deliver(('{"big": ' + digits + ', "n": 7}').encode())
+    assert response.status_code == 202, response.content
+    delivery = Delivery.objects.get(pk=response.json()["delivery_id"])
+    assert delivery.payload == {"big": digits, "n": 7} and delivery.payload_escaped is True
+
+
 def test_plain_payload_is_stored_unchanged_and_not_flagged() -> None:
     make_github()
     body = json.dumps({"text": "caf\u00e9 \\u0000 is six characters here", "n": [1, {"a": None}]}).encode()
