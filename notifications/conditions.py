@@ -7,6 +7,7 @@ on top of them and nothing imports it back, so the dependency stays one way.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,11 +26,9 @@ def _connection_facts(connection: Connection, title: str, **details: Any) -> dic
 
 
 def _strictest(event: str, name: str) -> Any:
-    """The lowest threshold any enabled rule of ``event`` sets: one detection for every rule of
-    the event (documented in the README; per-rule thresholds would need one query per rule)."""
-    values = [rule.params.get(name) for rule in AlertRule.objects.filter(enabled=True)
-              if event in (rule.events or []) and (rule.params or {}).get(name) is not None]
-    return min([*values, EVENT_TYPES[event].params[name]]) if values else EVENT_TYPES[event].params[name]
+    """The lowest threshold any enabled rule of ``event`` sets: the query finds every candidate
+    once, and `ACCEPTS` then holds each rule to its own threshold."""
+    return min(_all_values(event, name))
 
 
 def oauth_refresh_failing(now: datetime) -> Facts:
@@ -53,18 +52,18 @@ def webhooks_rejections(now: datetime) -> Facts:
     facts: Facts = {}
     for connection in Connection.objects.filter(name__in=list(by_name)):
         total = by_name[connection.name]
-        facts[f"webhook-rejections:{connection.pk}"] = _connection_facts(
+        facts[f"webhook-rejections:{connection.pk}"] = {**_connection_facts(
             connection, f"{total} webhook requests to {connection.name} rejected in 5 minutes",
-            rejections=total, threshold=threshold)
+            rejections=total), "measure": total}
     return facts
 
 
 def credential_expiring(now: datetime) -> Facts:
     days = max(_all_values("credential.expiring", "expiry_days"))
     soon = Connection.objects.filter(expires_at__isnull=False, expires_at__lte=now + timedelta(days=days))
-    return {f"credential-expiry:{c.pk}": _connection_facts(
+    return {f"credential-expiry:{c.pk}": {**_connection_facts(
         c, f"The credential of {c.name} expires {c.expires_at:%Y-%m-%d %H:%M} UTC",
-        expires_at=c.expires_at.isoformat()) for c in soon}
+        expires_at=c.expires_at.isoformat()), "measure": c.expires_at} for c in soon}
 
 
 def _all_values(event: str, name: str) -> list[Any]:
@@ -85,7 +84,8 @@ def outbox_backlog(now: datetime) -> Facts:
     if not count:
         return {}
     return {"outbox:webhooks": {"title": f"{count} webhook deliveries waiting for publication over {minutes} min",
-                                "details": {"waiting": count, "oldest": summary["oldest"].isoformat()}}}
+                                "details": {"waiting": count, "oldest": summary["oldest"].isoformat()},
+                                "measure": summary["oldest"]}}
 
 
 def secrets_unavailable(now: datetime) -> Facts:
@@ -108,6 +108,22 @@ def secrets_unavailable(now: datetime) -> Facts:
         facts[f"secrets:{backend}"] = {"title": f"Secret backend {backend} is unavailable",
                                        "details": {"backend": backend}}
     return facts
+
+
+def _param(rule: AlertRule, event: str, name: str) -> Any:
+    value = (rule.params or {}).get(name)
+    return value if value is not None else EVENT_TYPES[event].params[name]
+
+
+# Each rule's own threshold, applied to what the query (run once, with the loosest) found.
+ACCEPTS: dict[str, Callable[[AlertRule, dict[str, Any], datetime], bool]] = {
+    "webhooks.rejections": lambda rule, facts, now: facts["measure"] > _param(
+        rule, "webhooks.rejections", "rejections_per_5_minutes"),
+    "credential.expiring": lambda rule, facts, now: facts["measure"] <= now + timedelta(
+        days=_param(rule, "credential.expiring", "expiry_days")),
+    "outbox.backlog": lambda rule, facts, now: facts["measure"] < now - timedelta(
+        minutes=_param(rule, "outbox.backlog", "backlog_minutes")),
+}
 
 
 EVALUATORS = {

@@ -150,14 +150,18 @@ def condition_apply(event: str, active: dict[str, dict[str, Any]], *, now: datet
 
     Facts: ``title``, optional ``connection_id``/``connection_type``/``connection``, ``details``.
     """
+    from notifications.conditions import ACCEPTS
+
     spec = EVENT_TYPES[event]
+    accepts = ACCEPTS.get(event)
     for rule in AlertRule.objects.filter(enabled=True).prefetch_related("connections"):
         if event not in (rule.events or []):
             continue
         chosen = {c.pk for c in rule.connections.all()}
         wanted = {subject: facts for subject, facts in active.items()
                   if (not rule.connection_types or facts.get("connection_type") in rule.connection_types)
-                  and (not chosen or facts.get("connection_id") in chosen)}
+                  and (not chosen or facts.get("connection_id") in chosen)
+                  and (accepts is None or accepts(rule, facts, now))}
         live = {p.subject: p for p in Problem.objects.select_for_update().filter(rule=rule, event=event,
                                                                                    state__in=LIVE)}
         for subject, problem in live.items():

@@ -188,3 +188,18 @@ def test_failing_workflow_runs_open_and_a_success_resolves(sink, settings: Any) 
         assert webhook_services.workflow_run_execute(run_id=run.pk).status == "succeeded"
     assert not _live("workflow_run.failed")
     assert sorted(Alert.objects.values_list("kind", flat=True)) == ["opened", "resolved"]
+
+
+def test_each_rule_keeps_its_own_threshold(sink) -> None:
+    from notifications.models import AlertRule
+
+    AlertRule.objects.update(enabled=False)
+    services.rule_create(data={"name": "week", "events": ["credential.expiring"], "params": {"expiry_days": 7}})
+    services.rule_create(data={"name": "month", "events": ["credential.expiring"], "params": {"expiry_days": 30}})
+    conn = http_connection("http://127.0.0.1:9/x", name="static")
+    now = timezone.now()
+    Connection.objects.filter(pk=conn.pk).update(expires_at=now + timedelta(days=14))
+    services.problems_evaluate(now=now, events=["credential.expiring"])
+    assert [p.rule.name for p in _live("credential.expiring")] == ["month"]
+    services.problems_evaluate(now=now + timedelta(days=8), events=["credential.expiring"])
+    assert sorted(p.rule.name for p in _live("credential.expiring")) == ["month", "week"]
