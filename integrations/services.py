@@ -32,7 +32,7 @@ from integrations.secrets import rotation as secret_rotation
 from integrations.secrets.base import SecretBackendUnavailable, SecretUnavailable
 from integrations.secrets.fernet import key_check_reencrypt, key_fingerprint, keyring
 from integrations.types import REGISTRY, ConnectionType, get_type
-from integrations.validation import check_value, validate_fields
+from integrations.validation import check_value, metadata_problems, validate_fields
 from synthorg import permissions
 from synthorg.audit import audit_record
 from synthorg.config import get_config
@@ -133,7 +133,7 @@ def connection_create(*, name: str, connection_type: str, credentials: Mapping[s
                       rate_limit: Mapping[str, int] | None = None, health_check: Mapping[str, Any] | None = None,
                       metadata: Mapping[str, Any] | None = None, expires_at: datetime | None = None,
                       actor: Any = None, request: HttpRequest | None = None) -> Connection:
-    problems = {**_check_name(name), **_check_limits(rate_limit, health_check)}
+    problems = {**_check_name(name), **_check_limits(rate_limit, health_check), **metadata_problems(metadata)}
     ctype = _connection_type(connection_type)
     backend = get_backend()
     if backend.read_only and backend.name == "env_var":
@@ -341,6 +341,7 @@ def _connection_update(*, name: str, data: Mapping[str, Any], actor: Any,
         if "connection_type" in data and data["connection_type"] != connection.connection_type:
             problems["connection_type"] = ["cannot change after creation"]
         problems.update(_check_limits(data.get("rate_limit"), data.get("health_check")))
+        problems.update(metadata_problems(data.get("metadata")))
         _fail(problems)
 
         changes: dict[str, Any] = {}

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from integrations.types import ConnectionType, FieldSpec
-from synthorg.json_values import unstorable_path
+from synthorg.json_values import depth_exceeds, unstorable_path
 
 _KIND_WORDS = {"string": "a string", "url": "a string", "integer": "an integer", "boolean": "a boolean",
                "list": "a list of strings", "mapping": "an object of strings"}
@@ -33,6 +33,24 @@ def _kind_ok(spec: FieldSpec, value: Any) -> bool:
 # 4,096 was too small); the other strings are names, hosts and URLs.
 SECRET_MAX_CHARS = 32_768
 VALUE_MAX_CHARS = 4_096
+
+
+# The API's bound on a body (synthorg.parsers.MAX_NESTING, 64) less the body's own level, for
+# the admin and the commands too.
+METADATA_MAX_NESTING = 63
+
+
+def metadata_problems(metadata: Any) -> dict[str, list[str]]:
+    """Connection metadata the database cannot hold, by path (``metadata.team``): NUL, lone
+    surrogates, nesting past `METADATA_MAX_NESTING`."""
+    if not metadata:
+        return {}
+    found = unstorable_path(metadata, root="metadata")
+    if found is not None:
+        return {found[0]: [found[1]]}
+    if depth_exceeds(metadata, METADATA_MAX_NESTING):
+        return {"metadata": [f"must not nest deeper than {METADATA_MAX_NESTING} levels"]}
+    return {}
 
 
 def check_value(spec: FieldSpec, value: Any) -> list[str]:

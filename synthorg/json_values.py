@@ -33,8 +33,12 @@ def nesting_exceeds(text: str | bytes, value: Any, limit: int) -> bool:
         opened = text.count(b"[") + text.count(b"{")
     else:
         opened = text.count("[") + text.count("{")
-    if opened <= limit:
-        return False
+    return opened > limit and depth_exceeds(value, limit)
+
+
+def depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether the parsed JSON ``value`` nests arrays and objects deeper than ``limit``
+    (iteratively, level by level, stopping at ``limit``)."""
     # Exact type checks in plain loops: json.loads makes only dicts and lists, and this is
     # several times faster than isinstance in a generator (it runs on large signed bodies).
     level = [value] if type(value) is dict or type(value) is list else []

@@ -178,3 +178,27 @@ def test_storable_copy_escapes_and_leaves_plain_values_alone() -> None:
     assert storable_copy(plain) == (plain, False) and storable_copy(plain)[0] is plain
     assert storable_copy({"a\x00": ["\ud800", "ok"]}) == ({"a\\u0000": ["\\ud800", "ok"]}, True)
 
+
+
+# --- the same rule for callers that are not the API (the admin, the commands) -------------
+
+
+def test_services_refuse_unstorable_metadata_naming_the_path() -> None:
+    from synthorg.errors import ValidationFailed
+
+    credentials = {"token": "ghp_x"}
+    with pytest.raises(ValidationFailed) as refused:
+        connection_services.connection_create(name="gh", connection_type="github", credentials=credentials,
+                                              metadata={"team": {"lead": "a\x00b"}})
+    assert "metadata.team.lead" in refused.value.errors
+    deep: Any = 1
+    for _ in range(64):
+        deep = [deep]
+    with pytest.raises(ValidationFailed) as refused:
+        connection_services.connection_create(name="gh", connection_type="github", credentials=credentials,
+                                              metadata={"a": deep})
+    assert refused.value.errors == {"metadata": ["must not nest deeper than 63 levels"]}
+    connection_services.connection_create(name="gh", connection_type="github", credentials=credentials)
+    with pytest.raises(ValidationFailed):
+        connection_services.connection_update(name="gh", data={"metadata": {"k\ud800": 1}})
+    assert connection_services.Connection.objects.get(name="gh").metadata == {}
