@@ -62,17 +62,17 @@ def backoff_seconds(attempts: int, *, retry_after: float | None = None,
     return max(wait, retry_after or 0.0)
 
 
-def _claimable(now: datetime) -> Q:
-    return (Q(status=Alert.Status.PENDING, next_attempt_at__lte=now)
+def _claimable(now: datetime, early: timedelta = timedelta(0)) -> Q:
+    return (Q(status=Alert.Status.PENDING, next_attempt_at__lte=now + early)
             | Q(status=Alert.Status.SENDING, claimed_until__lt=now))
 
 
-def _claim(alert_id: Any, now: datetime, *, force: bool) -> Alert | None:
+def _claim(alert_id: Any, now: datetime, *, force: bool, early: timedelta) -> Alert | None:
     """Own the alert (and, for a burst, the digest it joins) until the lease ends."""
     with transaction.atomic():
         query = Alert.objects.select_for_update(skip_locked=True).select_related("sink").filter(pk=alert_id)
         query = query.filter(Q(status=Alert.Status.PENDING) | Q(status=Alert.Status.SENDING, claimed_until__lt=now)) \
-            if force else query.filter(_claimable(now))
+            if force else query.filter(_claimable(now, early))
         alert = query.first()
         if alert is None:
             return None
@@ -155,10 +155,13 @@ def deliver(sink: NotificationSink, message: Message, *, root: str | None) -> in
         raise TransientError(f"connection {sink.connection.pk} rate limit", retry_after=exc.retry_after) from None
 
 
-def alert_send(*, alert_id: Any, now: datetime | None = None, force: bool = False) -> SendOutcome:
-    """Send one alert if it is due (``force``: even before its ``next_attempt_at``). Safe twice."""
+def alert_send(*, alert_id: Any, now: datetime | None = None, force: bool = False,
+               early_seconds: float = 0.0) -> SendOutcome:
+    """Send one alert if it is due (``force``: even before its ``next_attempt_at``;
+    ``early_seconds``: a task whose countdown ran out on a worker whose clock is a little
+    ahead still sends). Safe twice."""
     now = now or timezone.now()
-    alert = _claim(alert_id, now, force=force)
+    alert = _claim(alert_id, now, force=force, early=timedelta(seconds=early_seconds))
     if alert is None:
         current = Alert.objects.filter(pk=alert_id).values_list("status", flat=True).first()
         return SendOutcome("coalesced" if current == Alert.Status.COALESCED else "not_claimed", str(alert_id))

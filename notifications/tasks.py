@@ -11,11 +11,13 @@ from synthorg.periodic import skip_when_disabled
 # Longer waits are left to the sweep: a countdown must stay well below the broker's visibility
 # timeout, or the message is handed out twice (harmless here, but noisy).
 MAX_COUNTDOWN_SECONDS = 600
+# The countdown is measured by the worker's clock, next_attempt_at by the writer's.
+CLOCK_SKEW_SECONDS = 2.0
 
 
 @shared_task(name="notifications.alert_send", ignore_result=True, acks_late=True)
 def alert_send_task(alert_id: str) -> dict[str, Any]:
-    outcome = sending.alert_send(alert_id=alert_id)
+    outcome = sending.alert_send(alert_id=alert_id, early_seconds=CLOCK_SKEW_SECONDS)
     if outcome.result == "retry" and outcome.retry_at is not None:
         from django.utils import timezone
 
