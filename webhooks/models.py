@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from synthorg.ids import uuid7
+from synthorg.json_values import unstorable_path
 from webhooks.conditions import validate_conditions
 
 
@@ -205,6 +206,11 @@ class TriggerRule(models.Model):
             problems["workflow" if "workflow" in str(exc) else "parameters"] = [str(exc)]
         if not self.event_type or any(c.isspace() for c in self.event_type):
             problems["event_type"] = ["must be an event name or glob without spaces"]
+        for name in ("conditions", "parameters"):
+            # The API's JSON step refuses these already; the admin's JSON fields do not.
+            found = unstorable_path(getattr(self, name), root=name)
+            if found is not None:
+                problems[name] = [f"{found[0]}: {found[1]}"]
         if problems:
             raise ValidationError(problems)
 

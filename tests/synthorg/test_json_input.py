@@ -202,3 +202,17 @@ def test_services_refuse_unstorable_metadata_naming_the_path() -> None:
     with pytest.raises(ValidationFailed):
         connection_services.connection_update(name="gh", data={"metadata": {"k\ud800": 1}})
     assert connection_services.Connection.objects.get(name="gh").metadata == {}
+
+
+def test_trigger_rules_refuse_unstorable_conditions_and_parameters_outside_the_api() -> None:
+    from synthorg.errors import ValidationFailed
+    from webhooks import services as webhook_services
+
+    with pytest.raises(ValidationFailed) as refused:
+        webhook_services.trigger_rule_create(data={"name": "r", "event_type": "push", "workflow": "log_event",
+                                                   "parameters": {"message": "a\ud800"}})
+    assert refused.value.errors["parameters"][0].startswith("parameters.message: must not contain a lone surrogate")
+    with pytest.raises(ValidationFailed) as refused:
+        webhook_services.trigger_rule_create(data={"name": "r", "event_type": "push", "workflow": "log_event",
+                                                   "conditions": [{"path": "a", "op": "eq", "value": "\x00"}]})
+    assert "conditions" in refused.value.errors
