@@ -22,6 +22,13 @@ from synthorg.config import AwsSecretsConfig
 
 logger = logging.getLogger(__name__)
 
+# botocore logs request and response bodies at DEBUG (PutSecretValue's SecretString, the
+# GetSecretValue answer): its loggers never go below INFO in this service, whatever the root
+# level is (a DEBUG run of the service must not print secrets; found by the canary test).
+for _name in ("botocore", "boto3", "s3transfer"):
+    if logging.getLogger(_name).level < logging.INFO:  # NOTSET (inherits the root) or DEBUG
+        logging.getLogger(_name).setLevel(logging.INFO)
+
 # Errors that mean "the service cannot be used right now", not "this secret is wrong".
 _OUTAGE_CODES = frozenset({
     "InternalServiceError", "InternalFailure", "ServiceUnavailable", "ThrottlingException",
