@@ -72,6 +72,20 @@ _SHM = "/dev/shm"  # noqa: S108
 worker_tmp_dir = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
 
 
+def post_fork(server: Any, worker: Any) -> None:
+    """A live web process in the metrics (synthorg/metrics.py; the directory is set by settings)."""
+    from synthorg.metrics import process_started
+
+    process_started("web")
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker that exited (recycled, killed, timed out) leaves the live gauges; its counters stay."""
+    from synthorg.metrics import process_dead
+
+    process_dead(worker.pid)
+
+
 def on_starting(server: Any) -> None:
     """Check the configuration once in the master, before any socket or worker exists: a broken
     configuration stops gunicorn with one line (issue 13 §4) instead of workers failing one

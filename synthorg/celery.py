@@ -7,6 +7,7 @@ operator has to click them into the admin and intervals follow the configuration
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from celery import Celery, signals
@@ -40,3 +41,44 @@ def _check_configuration(**_: Any) -> None:
     with exit_on_configuration_error():
         django.setup()
     check_or_exit()
+
+
+# --- metrics (synthorg/metrics.py): task run time and failures by task name -------------------
+_task_started: dict[str, float] = {}
+
+
+@signals.task_prerun.connect
+def _metrics_task_started(task_id: str | None = None, **_: Any) -> None:
+    if task_id:
+        _task_started[task_id] = time.perf_counter()
+
+
+@signals.task_postrun.connect
+def _metrics_task_finished(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    started = _task_started.pop(task_id or "", None)
+    if started is not None and task is not None:
+        from synthorg.metrics import TASK_SECONDS
+
+        TASK_SECONDS.labels(task.name).observe(time.perf_counter() - started)
+
+
+@signals.task_failure.connect
+def _metrics_task_failed(sender: Any = None, **_: Any) -> None:
+    if sender is not None:
+        from synthorg.metrics import TASK_FAILURES
+
+        TASK_FAILURES.labels(sender.name).inc()
+
+
+@signals.worker_process_init.connect
+def _metrics_pool_process_started(**_: Any) -> None:
+    from synthorg.metrics import process_started
+
+    process_started("worker")
+
+
+@signals.worker_process_shutdown.connect
+def _metrics_pool_process_stopped(pid: int | None = None, **_: Any) -> None:
+    from synthorg.metrics import process_dead
+
+    process_dead(pid or os.getpid())

@@ -226,6 +226,17 @@ class BeatConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    # GET /metrics answers clients in these networks (CIDRs; the client address as
+    # synthorg/client_address.py finds it), or a request with `Authorization: Bearer <token>`
+    # where the token is the value of the environment variable named by token_env.
+    allowed_networks: list[str] = _spec(["127.0.0.0/8", "::1/128"])
+    token_env: str = _spec("SYNTHORG_METRICS_TOKEN", pattern=ENV_VAR_NAME)
+    # Connection names as label values (one series per connection): off by default.
+    per_connection: bool = _spec(False)
+
+
+@dataclass(frozen=True)
 class IntegrationsConfig:
     enabled: bool = _spec(True)
     # Reverse proxies (CIDRs) whose X-Forwarded-For / X-Forwarded-Host are believed; empty =
@@ -240,6 +251,7 @@ class IntegrationsConfig:
     mcp_catalog: MCPCatalogConfig = field(default_factory=MCPCatalogConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     beat: BeatConfig = field(default_factory=BeatConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     egress: EgressConfig = field(default_factory=EgressConfig)
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
 
@@ -410,6 +422,12 @@ def _cross_field_rules(config: Config, problems: list[Problem]) -> None:
             ipaddress.ip_network(network, strict=False)
         except ValueError:
             problems.append(Problem(f"integrations.trusted_proxies[{index}]",
+                                    f"{network!r} is not an IP network (CIDR)"))
+    for index, network in enumerate(config.integrations.metrics.allowed_networks):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            problems.append(Problem(f"integrations.metrics.allowed_networks[{index}]",
                                     f"{network!r} is not an IP network (CIDR)"))
     window = config.integrations.secret_backend.aws.recovery_window_days
     if 0 < window < 7:

@@ -66,6 +66,15 @@ VAR_DIR = Path(os.environ.get("SYNTHORG_VAR_DIR") or BASE_DIR / "var").resolve()
 if SYNTHORG_DEV:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+# Every process of this host writes its Prometheus metrics here and GET /metrics merges them
+# (synthorg/metrics.py); a tmpfs is best. Set before prometheus_client is imported anywhere.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(VAR_DIR / "metrics")
+try:
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+except OSError:  # not writable: each process keeps its own metrics (/metrics shows the web process)
+    del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
 DEBUG = env_bool("DEBUG", SYNTHORG_DEV)
 if DEBUG and not SYNTHORG_DEV:
     raise ConfigurationError(
@@ -404,7 +413,7 @@ if not SYNTHORG_DEV and not ALLOW_INSECURE_HTTP:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     # Health probes from the orchestrator come in over plain HTTP inside the network.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 # Secrets stay hidden on error pages even with DEBUG on (synthorg/debug.py).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "synthorg.debug.AlwaysSafeExceptionReporterFilter"
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])

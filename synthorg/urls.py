@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from synthorg import views
+from synthorg.metrics import metrics_view
 
 admin.site.site_header = "SynthOrg Integrations"
 admin.site.site_title = "SynthOrg Integrations"
@@ -31,6 +32,8 @@ urlpatterns = [
          name="swagger-ui"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    # Prometheus (synthorg/metrics.py): allowed networks or the bearer token only.
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler404 = "synthorg.views.json_not_found"
