@@ -33,7 +33,7 @@ from integrations.secrets.base import SecretBackendUnavailable, SecretUnavailabl
 from integrations.secrets.fernet import key_check_reencrypt, key_fingerprint, keyring
 from integrations.types import REGISTRY, ConnectionType, get_type
 from integrations.validation import check_value, metadata_problems, validate_fields
-from synthorg import permissions
+from synthorg import events, permissions
 from synthorg.audit import audit_record
 from synthorg.config import get_config
 from synthorg.errors import Conflict, LimitReached, NotFound, ValidationFailed
@@ -442,6 +442,10 @@ def connection_delete(*, name: str, force: bool = False, actor: Any = None,
                      details={"connection_type": connection.connection_type, "forced": force,
                               "removed_dependants": {k: v for k, v in blocking.items()},
                               "secret_records": secret_records})
+        # Alerts (issue 16): its open problems resolve in this transaction.
+        events.emit(events.CONNECTION_DELETED, subject=f"connection:{connection.pk}", active=False,
+                    connection_id=connection.pk, connection_type=connection.connection_type,
+                    details={"connection": connection.name})
         # Secrets, tokens, states and deliveries go with it through ON DELETE CASCADE.
         connection.delete()
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from notifications.event_types import EVENT_TYPES, param
 from notifications.models import Alert, AlertRule, NotificationSink, Problem
+from synthorg import events
 from synthorg.events import Event
 
 logger = logging.getLogger(__name__)
@@ -129,6 +130,12 @@ def problem_resolve(problem: Problem, *, now: datetime, reason: str = "") -> Non
 
 def event_record(event: Event, *, now: datetime | None = None) -> None:
     """The `synthorg.events` listener: open or resolve the problems of a transition."""
+    if event.name == events.CONNECTION_DELETED:
+        now = now or timezone.now()
+        for problem in Problem.objects.select_for_update().select_related("rule").filter(
+                connection_id=event.connection_id, state__in=LIVE):
+            problem_resolve(problem, now=now, reason="connection deleted")
+        return
     if event.name not in EVENT_TYPES:
         logger.warning("Unknown event %r ignored", event.name)
         return

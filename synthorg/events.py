@@ -20,6 +20,8 @@ from typing import Any
 CONNECTION_UNHEALTHY = "connection.unhealthy"
 OAUTH_REAUTHORIZATION_REQUIRED = "oauth.reauthorization_required"
 WORKFLOW_RUN_FAILED = "workflow_run.failed"
+# Not an alert of its own: every live problem about the connection resolves.
+CONNECTION_DELETED = "connection.deleted"
 
 
 @dataclass(frozen=True)

@@ -100,9 +100,7 @@ def test_no_reminders_by_default(sink, watched) -> None:
 
 def test_deleting_the_connection_resolves_its_problem(sink, watched) -> None:
     unhealthy(watched)
-    connections.connection_delete(name="watched")
-    report = services.problems_evaluate(now=T0 + timedelta(minutes=1))
-    assert report.orphans_resolved == 1
+    connections.connection_delete(name="watched")  # resolved in the delete's transaction
     problem = Problem.objects.get()
     assert problem.state == "resolved" and problem.history[-1]["reason"] == "connection deleted"
     assert Alert.objects.filter(kind="resolved").count() == 1
@@ -112,3 +110,14 @@ def test_rule_connection_type_filter(sink, watched) -> None:
     only_rule(["connection.unhealthy"], connection_types=["smtp"])
     unhealthy(watched)
     assert not Problem.objects.exists()
+
+
+def test_a_problem_whose_connection_vanished_otherwise_is_resolved_by_the_evaluation(sink, watched) -> None:
+    from integrations.models import Connection
+
+    unhealthy(watched)
+    Connection.objects.filter(pk=watched.pk).delete()  # not through the service (a raw delete)
+    report = services.problems_evaluate(now=T0 + timedelta(minutes=1))
+    assert report.orphans_resolved == 1
+    assert Problem.objects.get().state == "resolved"
+    assert Alert.objects.filter(kind="resolved").count() == 1
