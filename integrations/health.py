@@ -49,6 +49,7 @@ from synthorg.audit import audit_record
 from synthorg.config import get_config
 from synthorg.errors import NotFound, SynthorgError
 from synthorg.log_format import bound_connection
+from synthorg.metrics import HEALTH_CHECK_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ def probe_context(connection: Connection) -> ProbeContext | HealthResult:
 def _run_probe(connection: Connection, context: ProbeContext) -> HealthResult:
     ctype = get_type(connection.connection_type)
     assert ctype.probe is not None  # probe_context returned a context, so there is a probe
+    started = time.perf_counter()
     try:
         with bound_connection(connection.pk):  # the check's log lines carry the connection id
             return ctype.probe(context)
@@ -150,6 +152,7 @@ def _run_probe(connection: Connection, context: ProbeContext) -> HealthResult:
                          extra={"connection_id": connection.pk})
         return HealthResult(UNHEALTHY, f"the check failed unexpectedly ({exc.__class__.__name__})")
     finally:
+        HEALTH_CHECK_SECONDS.labels(connection.connection_type).observe(time.perf_counter() - started)
         # Checks that read the database (oauth_app) opened a connection on this thread.
         db_connections.close_all()
 

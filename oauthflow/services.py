@@ -630,16 +630,24 @@ def _refresh(token: OAuthToken, *, force: bool) -> RefreshOutcome:
             tokens = grants.refresh(client, refresh_token=old_refresh or "")
     except TokenEndpointError as exc:
         if not _write_failure(claim, exc):
-            return RefreshOutcome("lost_lease", exc.message)
+            return _counted(RefreshOutcome("lost_lease", exc.message))
         logger.warning("OAuth refresh of connection %s failed (%s): %s", token.connection_id,
                        "permanent" if exc.permanent else "transient", exc.message)
-        return RefreshOutcome("reauthorization_required" if exc.permanent else "failed", exc.message)
+        return _counted(RefreshOutcome("reauthorization_required" if exc.permanent else "failed", exc.message))
     if not _write_refreshed(claim, tokens, old_refresh):
         # Our lease was taken over and a newer token written: ours must not overwrite it.
         logger.warning("OAuth refresh of connection %s lost its lease; result discarded", token.connection_id)
-        return RefreshOutcome("lost_lease")
+        return _counted(RefreshOutcome("lost_lease"))
     logger.info("OAuth token of connection %s refreshed", token.connection_id)
-    return RefreshOutcome("refreshed")
+    return _counted(RefreshOutcome("refreshed"))
+
+
+def _counted(outcome: RefreshOutcome) -> RefreshOutcome:
+    """A refresh that reached the token endpoint, in the metrics by its outcome (synthorg/metrics.py)."""
+    from synthorg.metrics import TOKEN_REFRESHES
+
+    TOKEN_REFRESHES.labels(outcome.result).inc()
+    return outcome
 
 
 def tokens_refresh_due(*, now: datetime | None = None) -> list[int]:

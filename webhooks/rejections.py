@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from integrations.models import Connection
 from synthorg.config import get_config
+from synthorg.metrics import webhook_rejected
 from webhooks.models import ReceiptSample, RejectionCount
 
 
@@ -30,6 +31,8 @@ def rejection_record(*, connection: Connection | None, connection_name: str, rea
     # Names of connections that do not exist are counted together under "": an attacker
     # inventing names must not be able to create rows faster than reasons x minutes.
     name = connection.name if connection is not None else ""
+    webhook_rejected(connection_type=connection.connection_type if connection is not None else None,
+                     connection_name=name, reason=reason)
     count = _count(name, reason)
     if count <= get_config().integrations.webhooks.rejection_samples_per_minute:
         ReceiptSample.objects.create(connection=connection, connection_name=name or connection_name[:128],

@@ -23,7 +23,7 @@ from integrations import services as connection_services
 from integrations.ratelimit import RateLimitExceeded
 from integrations.secrets import managed
 from integrations.types import get_type
-from synthorg import bus, events
+from synthorg import bus, events, metrics
 from synthorg.audit import audit_record
 from synthorg.config import get_config
 from synthorg.errors import Conflict, NotFound, ValidationFailed
@@ -118,8 +118,9 @@ def delivery_publish(*, delivery_id: int) -> str:
         Delivery.objects.filter(pk=delivery_id, publish_claimed_at=now).update(
             publish_state=Delivery.PublishState.PENDING)
         raise
-    Delivery.objects.filter(pk=delivery_id, publish_claimed_at=now).update(
-        publish_state=Delivery.PublishState.PUBLISHED, published_at=timezone.now())
+    if Delivery.objects.filter(pk=delivery_id, publish_claimed_at=now).update(
+            publish_state=Delivery.PublishState.PUBLISHED, published_at=timezone.now()):
+        metrics.observe_lag(metrics.PUBLICATION_LAG, delivery.received_at)
     return "published"
 
 
@@ -213,12 +214,15 @@ def workflow_run_execute(*, run_id: int) -> RunOutcome:
             status=WorkflowRun.Status.RUNNING, started_at=now, attempts=F("attempts") + 1, next_attempt_at=None):
         return RunOutcome("not_claimed")
     run = WorkflowRun.objects.select_related("delivery").get(pk=run_id)
+    if run.attempts == 1 and run.delivery is not None:
+        metrics.observe_lag(metrics.RUN_LAG, run.delivery.received_at)
 
     def finish(status: str, **fields: Any) -> RunOutcome:
         with transaction.atomic():  # the run's end and its alert commit together (issue 16)
             if WorkflowRun.objects.filter(pk=run_id, started_at=now).update(
                     status=status, finished_at=timezone.now(), **fields):
                 _announce_run(run, status, fields.get("error", ""))
+                metrics.WORKFLOW_RUNS.labels(status).inc()
         return RunOutcome(status)
 
     if run.delivery is None:
@@ -236,6 +240,7 @@ def workflow_run_execute(*, run_id: int) -> RunOutcome:
         wait = min(float(wait), MAX_RETRY_COUNTDOWN_SECONDS)
         WorkflowRun.objects.filter(pk=run_id, started_at=now).update(
             status=WorkflowRun.Status.PENDING, error=error, next_attempt_at=now + timedelta(seconds=wait))
+        metrics.WORKFLOW_RUNS.labels("retry").inc()
         return RunOutcome(WorkflowRun.Status.PENDING, retry_in=wait)
     except Exception as exc:  # a workflow's own failure is recorded on the run, not raised
         logger.exception("workflow run %s (%s) failed", run_id, run.workflow)

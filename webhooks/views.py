@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from synthorg.client_address import client_address
 from synthorg.config import get_config
+from synthorg.metrics import observed_receiver
 from webhooks import receiver
 from webhooks.rejections import rejection_record
 
@@ -74,6 +75,7 @@ def _respond(receipt: receiver.Receipt) -> HttpResponse:
 
 @csrf_exempt
 @require_POST
+@observed_receiver
 def webhook_receive(request: HttpRequest, connection_name: str, event_type: str) -> HttpResponse:
     connection_name = storable(connection_name)
     # X-Forwarded-For only from integrations.trusted_proxies: a forged one never buys a fresh bucket.

@@ -21,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from integrations.ratelimit.errors import RateLimiterUnavailable, RateLimitExceeded
 from integrations.ratelimit.store import RateLimitStore
+from synthorg.metrics import RATE_LIMIT_DECISIONS
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ class RateLimiter:
     def _acquire_until(self, key: str, *, rpm: int, burst: int, deadline: float | None) -> None:
         while True:
             decision = self._call(self.store.acquire, key, rpm=rpm, burst=burst)
+            # Metrics by key family only (the part before the first colon: never a name).
+            RATE_LIMIT_DECISIONS.labels(key.split(":", 1)[0], "admitted" if decision.allowed else "refused").inc()
             if decision.allowed:
                 return
             # GCRA knows when the next slot opens: a wait past the deadline fails at once

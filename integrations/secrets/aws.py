@@ -19,6 +19,7 @@ import botocore.exceptions
 
 from integrations.secrets.base import SecretBackendUnavailable, SecretUnavailable
 from synthorg.config import AwsSecretsConfig
+from synthorg.metrics import SECRET_BACKEND_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class AwsManager:
             return self._client
 
     def _unavailable(self, what: str) -> SecretBackendUnavailable:
+        SECRET_BACKEND_ERRORS.labels("secret_manager_cloud_a").inc()
         return SecretBackendUnavailable(f"The AWS Secrets Manager backend is unavailable: {what}.")
 
     def _call(self, method: str, **params: Any) -> Any:

@@ -21,6 +21,7 @@ import requests
 from integrations.secrets.base import SecretBackendUnavailable, SecretUnavailable
 from integrations.secrets.envvars import read_env
 from synthorg.config import VaultConfig
+from synthorg.metrics import SECRET_BACKEND_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class VaultManager:
                            verify=cfg.ca_bundle or True)
 
     def _unavailable(self, what: str) -> SecretBackendUnavailable:
+        SECRET_BACKEND_ERRORS.labels("secret_manager_vault").inc()
         return SecretBackendUnavailable(f"The Vault secret backend is unavailable: {what}.")
 
     def _login(self) -> hvac.Client:

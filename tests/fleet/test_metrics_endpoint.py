@@ -58,3 +58,45 @@ def test_connection_names_only_when_opted_in(client: Client, integrations_config
                              duplicate=False, seconds=0.01)
     text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
     assert 'connection="secret-project-x"' in text
+
+
+def value(name: str, **labels: str) -> float:
+    return metrics.registry().get_sample_value(name, labels) or 0.0
+
+
+def test_the_receiver_and_the_pipeline_are_counted() -> None:
+    from tests.webhooks.receiving import github_body, github_headers, make_github, post
+    from webhooks import services
+    from webhooks.models import WorkflowRun
+
+    make_github()
+    services.trigger_rule_create(data={"name": "all", "event_type": "*", "workflow": "log_event"})
+    accepted = {"connection_type": "github", "outcome": "accepted", "connection": ""}
+    duplicate = {**accepted, "outcome": "duplicate"}
+    rejected = {"connection_type": "github", "reason": "bad_signature", "connection": ""}
+    start = {key: value(*key) for key in [
+        ("synthorg_webhook_deliveries_total",), ("synthorg_webhook_receive_seconds_count",),
+        ("synthorg_webhook_publication_lag_seconds_count",), ("synthorg_workflow_run_lag_seconds_count",)]}
+    before = (value("synthorg_webhook_deliveries_total", **accepted), value("synthorg_webhook_deliveries_total",
+                                                                             **duplicate))
+    runs_before = value("synthorg_workflow_runs_total", outcome="succeeded")
+    client = Client(REMOTE_ADDR="203.0.113.20")
+    body = github_body(action="opened")
+    delivery_id = post(client, "gh", "auto", body, github_headers(body)).json()["delivery_id"]
+    assert post(client, "gh", "auto", body, github_headers(body)).json()["status"] == "duplicate"
+    bad_before = value("synthorg_webhook_rejections_total", **rejected)
+    assert post(client, "gh", "auto", body, {**github_headers(body, delivery="d-2"),
+                                             "X-Hub-Signature-256": "sha256=" + "0" * 64}).status_code == 401
+    assert value("synthorg_webhook_deliveries_total", **accepted) == before[0] + 1
+    assert value("synthorg_webhook_deliveries_total", **duplicate) == before[1] + 1
+    assert value("synthorg_webhook_rejections_total", **rejected) == bad_before + 1
+    assert value("synthorg_webhook_receive_seconds_count") == start[("synthorg_webhook_receive_seconds_count",)] + 3
+
+    assert services.delivery_publish(delivery_id=delivery_id) == "published"
+    assert value("synthorg_webhook_publication_lag_seconds_count") == start[
+        ("synthorg_webhook_publication_lag_seconds_count",)] + 1
+    run = WorkflowRun.objects.get(delivery_id=delivery_id)
+    assert services.workflow_run_execute(run_id=run.pk).status == WorkflowRun.Status.SUCCEEDED
+    assert value("synthorg_workflow_run_lag_seconds_count") == start[("synthorg_workflow_run_lag_seconds_count",)] + 1
+    assert value("synthorg_workflow_runs_total", outcome="succeeded") == runs_before + 1
+    assert value("synthorg_outbox_backlog", kind="deliveries") == 0
