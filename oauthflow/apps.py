@@ -37,6 +37,9 @@ class OAuthFlowConfig(AppConfig):
 
         managed.register_column(managed.SealedColumn(managed.OAUTH_TOKENS, OAuthToken, "ciphertext", "key_id",
                                                      owner_attr="connection_id"))
+        managed.register_column(managed.SealedColumn(managed.OAUTH_STATES, OAuthState, "verifier_ciphertext"))
+        managed.register_column(managed.SealedColumn(managed.OAUTH_DEVICE_CODES, OAuthDeviceFlow,
+                                                     "device_code_ciphertext"))
         # A changed token_url/auth_url drops the tokens obtained from the old server (issue 12).
         from integrations import dependants
         from oauthflow.services import tokens_drop_for_destination

@@ -111,7 +111,8 @@ def redirect_uri(request: HttpRequest | None = None) -> str:
 
 
 def _require_master_key() -> None:
-    # PKCE verifiers and device codes are still Fernet-encrypted under every backend (short-lived).
+    if managed.configured_backend() in managed.MANAGED_BACKENDS:
+        return  # every OAuth secret goes to the secret manager: no master key needed (issue 14)
     try:
         fernet.keyring()
     except SecretUnavailable:
@@ -224,15 +225,18 @@ def authorization_start(*, connection_name: str, scopes: Sequence[str] | None = 
                                errors={f"credentials.{exc.field}": [exc.rule]}) from None
     # Outside the transaction below (no network inside one); what it says binds the callback.
     iss_required = grants.iss_parameter_supported(client) is True
-    verifier_ciphertext = fernet.encrypt({"code_verifier": verifier})[0] if verifier else ""
     with transaction.atomic():
-        OAuthState.objects.create(
+        row = OAuthState.objects.create(
             state=state, connection=connection,
             user=user if getattr(user, "is_authenticated", False) else None,
             scopes=requested, redirect_uri=uri, issuer=client.expected_issuer, iss_required=iss_required,
-            verifier_ciphertext=verifier_ciphertext,
+            verifier_ciphertext="",
             expires_at=timezone.now() + timedelta(seconds=oauth.state_expiry_seconds),
         )
+        if verifier:
+            # Through the configured backend, keyed by the row's id (never by the state value).
+            stored, _ = managed.seal(managed.OAUTH_STATES, row.pk, {"code_verifier": verifier})
+            OAuthState.objects.filter(pk=row.pk).update(verifier_ciphertext=stored)
         audit_record(action="oauth.initiate", target=connection.name, target_type="connection", actor=user,
                      request=request, details={"grant_type": GrantType.AUTHORIZATION_CODE, "scopes": requested,
                                                "pkce": pkce})
@@ -312,6 +316,7 @@ def authorization_complete(*, state: str, code: str = "", error: str = "", error
     def finish(outcome: str, result_code: str, message: str) -> CallbackResult:
         OAuthState.objects.filter(pk=row.pk).update(outcome=outcome, outcome_code=result_code,
                                                     outcome_detail=message[:500], verifier_ciphertext="")
+        managed.destroy_after_commit([(row.verifier_ciphertext, f"{managed.OAUTH_STATES}/{row.pk}")])
         ok = outcome == OAuthState.Outcome.SUCCEEDED
         return CallbackResult("succeeded" if ok else "failed", result_code, message,
                               200 if ok else FAILED_CALLBACK_STATUS, name)
@@ -341,7 +346,7 @@ def authorization_complete(*, state: str, code: str = "", error: str = "", error
         return finish(OAuthState.Outcome.FAILED, "missing_code", "The provider sent neither a code nor an error.")
     verifier = None
     if row.verifier_ciphertext:
-        verifier = fernet.decrypt(row.verifier_ciphertext).get("code_verifier")
+        verifier = managed.unseal(row.verifier_ciphertext).get("code_verifier")
     client = oauth_client(row.connection)
     try:
         tokens = grants.exchange_code(client, code=code, redirect_uri=row.redirect_uri, code_verifier=verifier)
@@ -360,8 +365,11 @@ def states_purge(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     window = timedelta(seconds=get_config().integrations.oauth.state_expiry_seconds)
     # Consumed states are kept one expiry window, so a replayed callback still gets its answer.
-    deleted, _ = OAuthState.objects.filter(
-        Q(expires_at__lte=now, consumed_at__isnull=True) | Q(consumed_at__lte=now - window)).delete()
+    purged = OAuthState.objects.filter(
+        Q(expires_at__lte=now, consumed_at__isnull=True) | Q(consumed_at__lte=now - window))
+    managed.destroy_after_commit([(stored, f"{managed.OAUTH_STATES}/{pk}") for pk, stored in purged.filter(
+        verifier_ciphertext__startswith=managed.REF_PREFIX).values_list("pk", "verifier_ciphertext")])
+    deleted, _ = purged.delete()
     return deleted
 
 
@@ -424,11 +432,15 @@ def device_flow_start(*, connection_name: str, scopes: Sequence[str] | None = No
             status=OAuthDeviceFlow.Status.FAILED, error="superseded by a newer device flow", finished_at=now)
         flow = OAuthDeviceFlow.objects.create(
             connection=connection, user=user if getattr(user, "is_authenticated", False) else None,
-            scopes=requested, device_code_ciphertext=fernet.encrypt({"device_code": started.device_code})[0],
+            scopes=requested, device_code_ciphertext="",
             user_code=started.user_code, verification_uri=started.verification_uri,
             verification_uri_complete=started.verification_uri_complete, interval_seconds=interval,
             expires_at=now + timedelta(seconds=lifetime), next_poll_at=now + timedelta(seconds=interval),
         )
+        # Through the configured backend, keyed by the flow's id (so after the row exists).
+        flow.device_code_ciphertext, _ = managed.seal(managed.OAUTH_DEVICE_CODES, flow.pk,
+                                                      {"device_code": started.device_code})
+        OAuthDeviceFlow.objects.filter(pk=flow.pk).update(device_code_ciphertext=flow.device_code_ciphertext)
         audit_record(action="oauth.initiate", target=connection.name, target_type="connection", actor=user,
                      request=request, details={"grant_type": GrantType.DEVICE_CODE, "scopes": requested})
         transaction.on_commit(lambda: schedule_device_poll(flow.pk, interval))
@@ -436,8 +448,12 @@ def device_flow_start(*, connection_name: str, scopes: Sequence[str] | None = No
 
 
 def _device_finish(flow: OAuthDeviceFlow, status: str, error: str = "") -> None:
-    OAuthDeviceFlow.objects.filter(pk=flow.pk, status=OAuthDeviceFlow.Status.PENDING).update(
+    finished = OAuthDeviceFlow.objects.filter(pk=flow.pk, status=OAuthDeviceFlow.Status.PENDING).update(
         status=status, error=error[:500], finished_at=timezone.now())
+    if finished and managed.is_ref(flow.device_code_ciphertext):
+        # A finished flow's device code is useless: a secret manager's copy goes (issue 14).
+        OAuthDeviceFlow.objects.filter(pk=flow.pk).update(device_code_ciphertext="")
+        managed.destroy_after_commit([(flow.device_code_ciphertext, f"{managed.OAUTH_DEVICE_CODES}/{flow.pk}")])
     if status != OAuthDeviceFlow.Status.APPROVED:
         actor = flow.user if flow.user_id else None
         _audit_failure("oauth.connect", flow.connection, f"device flow {status}: {error}"[:255], actor=actor,
@@ -465,7 +481,7 @@ def device_flow_poll(*, flow_id: int) -> float | None:
     if not claimed:
         return None  # another runner took this poll and carries the flow on
     client = oauth_client(flow.connection)
-    device_code = fernet.decrypt(flow.device_code_ciphertext)["device_code"]
+    device_code = managed.unseal(flow.device_code_ciphertext)["device_code"]
     try:
         tokens = grants.device_poll(client, device_code=device_code)
     except TokenEndpointError as exc:
@@ -728,7 +744,10 @@ def tokens_drop_for_destination(connection: Connection, *, changed: Sequence[str
     tokens, _ = OAuthToken.objects.filter(connection=connection).delete()
     managed.destroy_after_commit([(stored, f"{managed.OAUTH_TOKENS}/{connection.pk}") for stored in dropped],
                                  actor=actor)
-    states, _ = OAuthState.objects.filter(connection=connection, consumed_at__isnull=True).delete()
+    open_states = OAuthState.objects.filter(connection=connection, consumed_at__isnull=True)
+    managed.destroy_after_commit([(stored, f"{managed.OAUTH_STATES}/{pk}") for pk, stored in open_states.filter(
+        verifier_ciphertext__startswith=managed.REF_PREFIX).values_list("pk", "verifier_ciphertext")], actor=actor)
+    states, _ = open_states.delete()
     flows = OAuthDeviceFlow.objects.filter(connection=connection, status=OAuthDeviceFlow.Status.PENDING).update(
         status=OAuthDeviceFlow.Status.FAILED, error="the connection's OAuth endpoints changed",
         finished_at=timezone.now())

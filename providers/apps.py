@@ -22,3 +22,10 @@ class ProvidersConfig(AppConfig):
 
         # `manage.py rotate_master_key` re-encrypts the embedded credentials too.
         rotation.register("providers", services.provider_secrets_rotate)
+
+        from integrations.secrets import managed
+        from providers.models import ProviderConfig
+
+        # Under a secret manager embedded credentials live there; secrets_migrate moves them (issue 14).
+        managed.register_column(managed.SealedColumn(managed.PROVIDERS, ProviderConfig, "embedded_ciphertext",
+                                                     "embedded_key_id"))

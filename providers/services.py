@@ -20,8 +20,9 @@ from django.http import HttpRequest
 
 from integrations import selectors as connection_selectors
 from integrations import services as connection_services
+from integrations.secrets import managed
 from integrations.secrets.base import SecretUnavailable
-from integrations.secrets.fernet import decrypt, encrypt, key_fingerprint, keyring
+from integrations.secrets.fernet import key_fingerprint, keyring
 from integrations.types.base import http_url, https_url_unless_loopback
 from integrations.validation import SECRET_MAX_CHARS, VALUE_MAX_CHARS
 from providers import selectors
@@ -147,10 +148,15 @@ def _fail(problems: Mapping[str, list[str]]) -> None:
 
 
 def _seal(provider: ProviderConfig, embedded: Mapping[str, Any]) -> None:
+    """Through the configured secret backend (issue 14): a Fernet token, or under a secret manager
+    a reference to ``<prefix>/providers/<provider id>`` (so the provider must be saved first)."""
     present = {k: v for k, v in embedded.items() if v is not None}
+    previous = provider.embedded_ciphertext
     if present:
-        provider.embedded_ciphertext, provider.embedded_key_id = encrypt(dict(present))
+        provider.embedded_ciphertext, provider.embedded_key_id = managed.seal(
+            managed.PROVIDERS, provider.pk, dict(present), previous=previous)
     else:
+        managed.destroy_after_commit([(previous, f"{managed.PROVIDERS}/{provider.pk}")])
         provider.embedded_ciphertext, provider.embedded_key_id = "", ""
     provider.embedded_fields = sorted(present)
 
@@ -159,7 +165,7 @@ def provider_embedded_credentials(provider: ProviderConfig) -> dict[str, Any]:
     """The deprecated embedded fields, decrypted. Raises SecretUnavailable if the ciphertext is unreadable."""
     if not provider.embedded_ciphertext:
         return {}
-    return decrypt(provider.embedded_ciphertext)
+    return managed.unseal(provider.embedded_ciphertext)
 
 
 # --- writes -----------------------------------------------------------------------------------
@@ -180,12 +186,14 @@ def provider_create(*, name: str, driver: str, base_url: str = "", model: str = 
 
     provider = ProviderConfig(name=name, driver=driver, base_url=base_url or "", model=model or "",
                               connection=connection)
-    _seal(provider, embedded)
     try:
         with transaction.atomic():
             if selectors.provider_find(name) is not None:
                 raise Conflict(f"A provider named {name!r} already exists.", code="provider_name_taken")
             provider.save()
+            if any(v is not None for v in embedded.values()):
+                _seal(provider, embedded)  # after the save: a secret manager keys it by the provider's id
+                provider.save(update_fields=["embedded_ciphertext", "embedded_key_id", "embedded_fields"])
             audit_record(action="provider.create", target=provider.name, target_type="provider",
                          actor=actor, request=request,
                          details={"driver": driver, "connection_name": connection.name if connection else None,
@@ -261,6 +269,8 @@ def provider_delete(*, name: str, actor: Any = None, request: HttpRequest | None
                      actor=actor, request=request, reason=reason,
                      details={"driver": provider.driver,
                               "connection_name": provider.connection.name if provider.connection else None})
+        managed.destroy_after_commit([(provider.embedded_ciphertext, f"{managed.PROVIDERS}/{provider.pk}")],
+                                     actor=actor)
         provider.delete()
 
 
@@ -419,7 +429,9 @@ def provider_secrets_rotate(*, actor: Any = None) -> ProviderRotationReport:
     ring = keyring()
     current = key_fingerprint(ring.current)
     report = ProviderRotationReport()
-    with_secrets = ProviderConfig.objects.exclude(embedded_ciphertext="")
+    # References to a secret manager hold no ciphertext: nothing for the master key to do.
+    with_secrets = (ProviderConfig.objects.exclude(embedded_ciphertext="")
+                    .exclude(embedded_ciphertext__startswith=managed.REF_PREFIX))
     report.already_current = with_secrets.filter(embedded_key_id=current).count()
     for pk in with_secrets.exclude(embedded_key_id=current).order_by("pk").values_list("pk", flat=True):
         with transaction.atomic():

@@ -35,6 +35,9 @@ MANAGED_BACKENDS = (VAULT, AWS)
 CONNECTIONS = "connections"
 OAUTH_TOKENS = "oauth-tokens"
 WEBHOOK_ENDPOINTS = "webhook-endpoints"
+PROVIDERS = "providers"
+OAUTH_DEVICE_CODES = "oauth-device-codes"
+OAUTH_STATES = "oauth-states"
 # Retry of a failed destroy: first after this, doubling up to a day.
 DELETION_RETRY_SECONDS = 60
 
