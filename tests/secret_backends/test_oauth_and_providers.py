@@ -31,7 +31,7 @@ def oauth_ready(secret_backend: str, settings: Any, monkeypatch: pytest.MonkeyPa
 
 
 def test_code_flow_keeps_the_verifier_in_the_manager_until_the_callback(
-    oauth_ready: str, make_connection: Any, connect_code_flow: Any, oidc: OIDCPeer,
+    oauth_ready: str, make_connection: Any, connect_code_flow: Any, oidc: OIDCPeer,  # noqa: F811
     django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     connection = make_connection()
