@@ -44,12 +44,14 @@ from functools import lru_cache
 from typing import Any
 
 import redis
+from prometheus_client import Counter
 
 from integrations import generation
 from integrations.ratelimit import RateLimitExceeded, get_rate_limiter
 from integrations.ratelimit.memory_store import MemoryStore
 from integrations.ratelimit.redis_store import _NOW, GCRA_FUNCTION, RedisStore
 from integrations.ratelimit.store import Decision, gcra_parameters
+from synthorg import metrics  # noqa: F401 - first: it sets the multiprocess value class the counter uses
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,12 @@ DEFAULT_WEB_WORKERS = 4
 # Redis that times out (rather than refusing at once) costs one timeout per window, not per request.
 REDIS_RETRY_SECONDS = 2.0
 FALLBACK_LOG_INTERVAL_SECONDS = 60.0
+# Scraped at /metrics (synthorg.metrics merges every process's files).
+FALLBACK_DECISIONS = Counter(
+    "synthorg_webhook_limit_fallback", "Webhook requests whose flood guard and connection limit were decided "
+    "by per-process budgets because Redis was unreachable, by decision (admitted, refused).", ["decision"])
+_FALLBACK_ADMITTED = FALLBACK_DECISIONS.labels("admitted")
+_FALLBACK_REFUSED = FALLBACK_DECISIONS.labels("refused")
 
 # KEYS: address bucket ('' = no flood guard), connection bucket ('' = no limit), stamp key.
 # ARGV: now, address interval, limit, connection interval, limit, fresh stamp.
@@ -195,10 +203,13 @@ class LocalBudgets:
         if flood_rpm and remote_ip:
             decision = _local_take(self.store, address_bucket(remote_ip), flood_rpm)
             if not decision.allowed:
+                _FALLBACK_REFUSED.inc()
                 return Admission(flood_retry_after=decision.retry_after, local=True)
         if not connection_rpm:
+            _FALLBACK_ADMITTED.inc()
             return Admission(local=True)
         decision = _local_take(self.store, connection_bucket(connection_name), connection_rpm)
+        (_FALLBACK_ADMITTED if decision.allowed else _FALLBACK_REFUSED).inc()
         return Admission(connection_reserved=decision.allowed, connection_retry_after=decision.retry_after,
                          local=True)
 

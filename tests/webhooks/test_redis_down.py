@@ -76,8 +76,11 @@ def test_defaults_have_both_limits_on() -> None:
 def test_thirty_signed_deliveries_are_accepted_and_stored_while_redis_is_down(redis_down: None,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)  # the default deployment
+    counted = gate_module.FALLBACK_DECISIONS.labels("admitted")
+    before = counted._value.get()
     responses = [deliver(n) for n in range(30)]
     assert [r.status_code for r in responses] == [202] * 30
+    assert counted._value.get() - before == 30  # synthorg_webhook_limit_fallback at /metrics
     stored = set(Delivery.objects.values_list("pk", flat=True))
     assert stored == {r.json()["delivery_id"] for r in responses}
 
