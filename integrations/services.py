@@ -36,7 +36,7 @@ from integrations.validation import check_value, metadata_problems, validate_fie
 from synthorg import events, permissions
 from synthorg.audit import audit_record
 from synthorg.config import get_config
-from synthorg.errors import Conflict, LimitReached, NotFound, ValidationFailed
+from synthorg.errors import Conflict, LimitReached, NotFound, SynthorgError, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +129,70 @@ def _env_var_required_secrets(ctype: ConnectionType, name: str, backend: Any) ->
     return sorted(present), problems
 
 
+class SecretBindingForbidden(SynthorgError):
+    """Binding secrets the actor may not read to a destination the actor chose (403).
+
+    Binding a secret to a destination is as strong as revealing it: whoever may do the one
+    could do the other, so both need ``integrations.reveal_secret`` (issue 12).
+    """
+
+    status_code = 403
+    code = "secret_binding_forbidden"
+
+
+def acting_user(actor: Any, request: HttpRequest | None = None) -> Any:
+    """The user to hold to the permission table, or None for trusted code.
+
+    A command names itself with a string actor (the operator at the terminal, who can read the
+    environment and the master key anyway) and internal callers pass nothing; a request's
+    user counts even when the caller forgot to pass it as the actor.
+    """
+    if isinstance(actor, str):
+        return None
+    if actor is None and request is not None:
+        return getattr(request, "user", None)
+    return actor
+
+
+def may_bind_secrets(actor: Any, request: HttpRequest | None = None) -> bool:
+    user = acting_user(actor, request)
+    return user is None or permissions.allowed(user, "connection.reveal_secret")
+
+
+def _env_var_binding_check(ctype: ConnectionType, name: str, *, actor: Any, request: HttpRequest | None) -> None:
+    """An env_var connection binds the variables named after it to its destination: refuse a
+    user who may not reveal them when any is set (audited), so no `add_connection` holder can
+    point the operator's secrets at a host of their own by naming a connection after them."""
+    from integrations.secrets.env_var import variables_set
+
+    found = variables_set(name, ctype.secret_field_names)
+    if not found or may_bind_secrets(actor, request):
+        return
+    audit_record(action="connection.create", target=name if _NAME_RE.fullmatch(name) else ascii(name)[:255],
+                 target_type="connection", actor=actor, request=request, outcome="denied",
+                 reason="secret_binding_forbidden",
+                 details={"connection_type": ctype.name, "secret_backend": "env_var", "variables": found})
+    raise SecretBindingForbidden(
+        f"The service's environment already holds secrets for a connection named {name!r} ({', '.join(found)}): "
+        "creating it decides where they are sent, which needs the integrations.reveal_secret permission. "
+        "Ask an operator who holds it, or choose another name.")
+
+
+def _env_var_variables_shared(ctype: ConnectionType, name: str) -> None:
+    """Two connections must not read one variable (names differing only in case or punctuation)."""
+    from integrations.secrets.env_var import variables
+
+    wanted = set(variables(name, ctype.secret_field_names).values())
+    for other, other_type in Connection.objects.filter(secret_backend="env_var").values_list(  # noqa: S106
+            "name", "connection_type"):
+        fields = get_type(other_type).secret_field_names if other_type in REGISTRY else ()
+        shared = sorted(wanted & set(variables(other, fields).values()))
+        if shared:
+            raise Conflict(f"Connection {other!r} already reads {', '.join(shared)} from the service's environment: "
+                           f"a connection named {name!r} would share its secrets. Choose another name.",
+                           code="env_var_variables_taken")
+
+
 def connection_create(*, name: str, connection_type: str, credentials: Mapping[str, Any],
                       rate_limit: Mapping[str, int] | None = None, health_check: Mapping[str, Any] | None = None,
                       metadata: Mapping[str, Any] | None = None, expires_at: datetime | None = None,
@@ -144,6 +208,8 @@ def connection_create(*, name: str, connection_type: str, credentials: Mapping[s
             _without_required_secrets(ctype), credentials)
         present, env_problems = _env_var_required_secrets(ctype, name, backend)
         field_problems = {**field_problems, **env_problems}
+        if not _check_name(name):
+            _env_var_binding_check(ctype, name, actor=actor, request=request)
     else:
         config, secrets, field_problems = validate_fields(ctype, credentials)
         present = sorted(secrets)
@@ -163,6 +229,8 @@ def connection_create(*, name: str, connection_type: str, credentials: Mapping[s
                 )
             if selectors.connection_find(name) is not None:
                 raise Conflict(f"A connection named {name!r} already exists.", code="connection_name_taken")
+            if backend.name == "env_var":
+                _env_var_variables_shared(ctype, name)
             connection = Connection(name=name, connection_type=ctype.name, config=config,
                                     secret_backend=backend.name, secret_fields=present,
                                     metadata=dict(metadata or {}), expires_at=expires_at)

@@ -3,11 +3,17 @@
 Naming rule: `SYNTHORG_SECRET_<CONNECTION>_<FIELD>`, where connection name and field are
 upper-cased and every character that is not a letter or digit becomes `_`
 (connection `gh-prod.eu`, field `token` → `SYNTHORG_SECRET_GH_PROD_EU_TOKEN`).
+
+The variables belong to whoever runs the service, not to whoever creates the connection: a
+connection of this backend *binds* them to the destination in its config. So creating one for
+which a variable is already set needs the reveal permission (``integrations.services``), and
+two connections may never read the same variable (``gh-prod`` and ``GH.PROD`` would).
 """
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 
 from integrations.models import Connection, SecretRef
 from integrations.secrets.base import SecretBackendReadOnly
@@ -18,6 +24,16 @@ PREFIX = "SYNTHORG_SECRET_"
 def variable_name(connection_name: str, field: str) -> str:
     normalised = re.sub(r"[^A-Z0-9]", "_", f"{connection_name}_{field}".upper())
     return PREFIX + normalised
+
+
+def variables(connection_name: str, fields: Iterable[str]) -> dict[str, str]:
+    """field → the variable it is read from."""
+    return {field: variable_name(connection_name, field) for field in fields}
+
+
+def variables_set(connection_name: str, fields: Iterable[str]) -> list[str]:
+    """The names (never values) of the variables set for these fields, in field order."""
+    return [name for name in variables(connection_name, fields).values() if os.environ.get(name)]
 
 
 class EnvVarBackend:

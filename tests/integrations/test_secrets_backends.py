@@ -29,9 +29,12 @@ def test_env_var_naming_rule(connection: str, field: str, expected: str) -> None
 
 
 @pytest.fixture
-def env_backend(integrations_config: Any) -> None:
+def env_backend(integrations_config: Any, operator_user: Any) -> None:
     integrations_config({"secret_backend": {"backend_type": "env_var"},
                          "connections": {"reveal_rate_per_minute": 0}})
+    # Creating an env_var connection whose variables are set binds them to its destination,
+    # which needs the reveal permission (issue 12; tests/integrations/test_env_var_binding.py).
+    operator_user.user_permissions.add(Permission.objects.get(codename="reveal_secret"))
 
 
 @pytest.mark.django_db
