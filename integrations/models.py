@@ -217,3 +217,20 @@ class PendingSecretDeletion(models.Model):
 
     def __str__(self) -> str:
         return f"pending deletion {self.backend}:{self.owner}"
+
+
+class MigratedSecretSource(models.Model):
+    """A secret-manager copy that `secrets_migrate` moved away from but did not destroy (no
+    --purge-source, or a run killed before its purge): a later run with --purge-source destroys
+    it, so an interrupted migration leaves nothing behind. Reference only, no secret material."""
+
+    backend = models.CharField(max_length=32)
+    location = models.CharField(max_length=2048)
+    owner = models.CharField(max_length=200)
+    moved_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["backend", "location"], name="migrated_secret_source_unique")]
+
+    def __str__(self) -> str:
+        return f"migrated source {self.backend}:{self.owner}"

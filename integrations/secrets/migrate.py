@@ -4,8 +4,9 @@ Unit by unit (a connection's credentials, an OAuth token, a previous signing sec
 source, write the target, read the target back and compare, and only then switch the database
 reference, in one short transaction per unit with the row locked. A unit already at the target
 is skipped, so a run killed half-way is finished by the next one, which changes nothing already
-moved. Source copies in a secret manager are destroyed only with ``purge_source``, after a run
-without failures (a Fernet source is replaced in place: the database keeps no old copy).
+moved. Source copies in a secret manager are remembered (`MigratedSecretSource`, a reference) and
+destroyed only with ``purge_source``, after a run without failures, including those a killed or
+unflagged earlier run left (a Fernet source is replaced in place: the database keeps no old copy).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from django.db import transaction
 
-from integrations.models import Connection, SecretRecord
+from integrations.models import Connection, MigratedSecretSource, SecretRecord
 from integrations.secrets import fernet, managed
 from integrations.secrets.base import SecretBackendUnavailable, SecretUnavailable
 from synthorg.audit import audit_record
@@ -35,7 +36,6 @@ class MigrationReport:
     failed: int = 0
     purged: int = 0
     failures: list[str] = field(default_factory=list)
-    _sources: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
 
 def _at(stored: str, target: str) -> bool:
@@ -53,6 +53,8 @@ def _copy(target: str, kind: str, owner_id: Any, values: dict[str, str]) -> tupl
         ref = managed.write(target, kind, owner_id, values)
         stored, key_id = str(ref), ""
         back = managed.read(ref, cached=False)
+        # This path is live again (moved back here): it is no old copy to purge any more.
+        MigratedSecretSource.objects.filter(backend=target, location=ref.location).delete()
     if back != values:
         raise SecretUnavailable(f"read-back of {kind}/{owner_id} differs from what was written",
                                 code="secret_migrate_mismatch")
@@ -91,9 +93,12 @@ def secrets_migrate(*, to: str, dry_run: bool = False, batch_size: int = 100, pu
                     continue
                 _move_one(report, to, kind, model, column, key_field, pk, owner)
     if purge_source and not dry_run and not report.failed:
-        for stored, owner in report._sources:
-            if managed.destroy(stored, owner=owner, actor=actor):
+        # Every copy left behind by this run and by earlier runs (killed, or without the flag).
+        for source in MigratedSecretSource.objects.order_by("pk"):
+            if managed.destroy(managed.ManagedRef(source.backend, "", source.location), owner=source.owner,
+                               actor=actor):
                 report.purged += 1
+            source.delete()  # a failed destroy is now a PendingSecretDeletion, retried on its own
     audit_record(action="secrets.migrate", target=to, target_type="secret_store", actor=actor,
                  outcome="success" if not report.failed else "failure",
                  reason="" if not report.failed else f"{report.failed} secrets could not be moved",
@@ -117,6 +122,10 @@ def _move_one(report: MigrationReport, to: str, kind: str, model: Any, column: s
             model.objects.filter(pk=pk).update(**update)
             if model is SecretRecord:
                 Connection.objects.filter(pk=owner).update(secret_backend=to)
+            if managed.is_ref(stored):  # the old copy stays until a run with --purge-source
+                old = managed.parse(stored)
+                MigratedSecretSource.objects.get_or_create(backend=old.backend, location=old.location,
+                                                           defaults={"owner": label[:200]})
         from integrations.generation import connections_changed
 
         connections_changed()  # bulk updates send no signal; cached copies must re-read
@@ -126,5 +135,3 @@ def _move_one(report: MigrationReport, to: str, kind: str, model: Any, column: s
         logger.warning("secrets_migrate: %s not moved (%s)", label, exc.code)
         return
     report.moved += 1
-    if managed.is_ref(stored):
-        report._sources.append((stored, label))

@@ -8,8 +8,8 @@ import pytest
 from django.core.management import call_command
 
 from integrations import services
-from integrations.models import Connection, SecretRecord
-from integrations.secrets import managed
+from integrations.models import Connection, MigratedSecretSource, SecretRecord
+from integrations.secrets import managed, migrate
 from synthorg.models import AuditEvent
 from tests.secret_backends.conftest import manager_read
 
@@ -18,6 +18,19 @@ pytestmark = pytest.mark.django_db
 
 class Killed(BaseException):
     """Stands for the process dying mid-run (not an error the command handles)."""
+
+
+def dying(real: Any, *, at: int) -> Any:
+    """``real``, except that its ``at``-th call kills the run."""
+    calls = [0]
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == at:
+            raise Killed
+        return real(*args, **kwargs)
+
+    return call
 
 
 def run(*args: str) -> str:
@@ -41,15 +54,8 @@ def test_to_the_manager_killed_half_way_resumed_and_back(
     assert "would move: 5" in run("--to", secret_backend, "--dry-run")
     assert not any(managed.is_ref(r.ciphertext) for r in SecretRecord.objects.all())
 
-    real_write, calls = managed.write, [0]
-
-    def dying_write(*args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
-        if calls[0] == 3:
-            raise Killed
-        return real_write(*args, **kwargs)
-
-    monkeypatch.setattr(managed, "write", dying_write)
+    real_write = managed.write
+    monkeypatch.setattr(managed, "write", dying(real_write, at=3))
     with pytest.raises(Killed):
         run("--to", secret_backend, "--batch-size", "2")
     monkeypatch.setattr(managed, "write", real_write)
@@ -67,9 +73,17 @@ def test_to_the_manager_killed_half_way_resumed_and_back(
         assert services.connection_secrets(connection) == {"token": f"tok-{n}"}
     assert "moved: 0" in run("--to", secret_backend)
 
+    # Back, killed half-way too: the copies it left in the manager are purged by the next run.
+    real_copy = migrate._copy
+    monkeypatch.setattr(migrate, "_copy", dying(real_copy, at=3))
+    with pytest.raises(Killed):
+        run("--to", "encrypted_sqlite")
+    monkeypatch.setattr(migrate, "_copy", real_copy)
+    assert MigratedSecretSource.objects.count() == 2
     with django_capture_on_commit_callbacks(execute=True):
         out = run("--to", "encrypted_sqlite", "--purge-source")
-    assert "moved: 5" in out and "source copies destroyed: 5" in out
+    assert "moved: 3" in out and "source copies destroyed: 5" in out
+    assert not MigratedSecretSource.objects.exists()
     for n in range(5):
         connection = Connection.objects.get(name=f"m{n}")
         assert connection.secret_backend == "encrypted_sqlite"
