@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from providers import services
+from providers import destination, services
 from providers.models import ProviderConfig
 from synthorg.errors import SynthorgError, ValidationFailed
 
@@ -36,6 +36,10 @@ class ProviderConfigForm(forms.ModelForm):
                                                                  "(blank keeps the stored value)")
     clear_embedded = forms.BooleanField(required=False, label="Remove embedded credentials",
                                         help_text="Delete every deprecated embedded credential of this provider.")
+
+    # The admin's request (set by ProviderConfigAdmin.get_form): the validating dry run acts as
+    # its user, so a rule that depends on who acts (the destination rule) is checked on the form.
+    request: HttpRequest | None = None
 
     class Meta:
         model = ProviderConfig
@@ -63,12 +67,18 @@ class ProviderConfigForm(forms.ModelForm):
         if self.errors:
             return cleaned
         # Validate with the service itself (one set of rules for API and admin), rolled back.
+        user = getattr(self.request, "user", None)
         try:
             with transaction.atomic():
-                _call_service(self, actor=None, request=None)
+                _call_service(self, actor=user, request=self.request)
                 raise _DryRun
         except _DryRun:
             pass
+        except destination.ProviderBindingForbidden as exc:
+            # The dry run's rollback took the refusal's audit event with it: write it again.
+            action = "provider.create" if self.instance.pk is None else "provider.update"
+            destination.record_refusal(exc, action=action, actor=user, request=self.request)
+            self.add_error("base_url" if "base_url" in self.fields else None, exc.detail)
         except ValidationFailed as exc:
             for key, rules in (exc.errors or {}).items():
                 field = "connection" if key == "connection_name" else key
@@ -102,6 +112,10 @@ class ProviderConfigAdmin(admin.ModelAdmin):
                        "clear_embedded"]}),
     ]
     readonly_fields = ["embedded_fields"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Names are fixed after creation (they appear in URLs and audit history).

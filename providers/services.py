@@ -7,6 +7,7 @@ combined with a connection reference (the connection supplies the credentials).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import warnings
@@ -25,7 +26,7 @@ from integrations.secrets.base import SecretUnavailable
 from integrations.secrets.fernet import key_fingerprint, keyring
 from integrations.types.base import http_url, https_url_unless_loopback
 from integrations.validation import SECRET_MAX_CHARS, VALUE_MAX_CHARS
-from providers import selectors
+from providers import destination, selectors
 from providers.models import (
     EMBEDDED_FIELDS,
     EMBEDDED_SECRET_FIELDS,
@@ -62,6 +63,9 @@ class ResolvedCredentials:
     kind: Literal["api_key", "bearer"]
     value: str = field(repr=False)
     source: str
+    # Where to send it (issue 12): the provider's base_url, else its connection's own URL; empty
+    # means the driver's default host. A consumer sends the value nowhere else.
+    base_url: str = ""
 
     @property
     def deprecated(self) -> bool:
@@ -183,6 +187,12 @@ def provider_create(*, name: str, driver: str, base_url: str = "", model: str = 
     problems.update(connection_problems)
     problems.update(_check_exclusive(connection, embedded))
     _fail(problems)
+    try:
+        destination.require_binding(provider=name, connection=connection, base_url=base_url or "", actor=actor,
+                                    request=request)
+    except destination.ProviderBindingForbidden as exc:
+        destination.record_refusal(exc, action="provider.create", actor=actor, request=request)
+        raise
 
     provider = ProviderConfig(name=name, driver=driver, base_url=base_url or "", model=model or "",
                               connection=connection)
@@ -211,8 +221,20 @@ def provider_update(*, name: str, data: Mapping[str, Any], actor: Any = None,
                     request: HttpRequest | None = None) -> ProviderConfig:
     """PATCH semantics: omitted keys unchanged; an embedded field or connection_name set to null is removed.
 
-    A no-op writes nothing (no row update, no audit event).
+    A no-op writes nothing (no row update, no audit event). Linking a connection, or moving a
+    linked provider's base_url, outside the connection's own URL needs the reveal permission
+    (`providers.destination`): 403, nothing stored, the refusal audited.
     """
+    try:
+        return _provider_update(name=name, data=data, actor=actor, request=request)
+    except destination.ProviderBindingForbidden as exc:
+        # Written after the update's transaction rolled back, so the refusal itself is kept.
+        destination.record_refusal(exc, action="provider.update", actor=actor, request=request)
+        raise
+
+
+def _provider_update(*, name: str, data: Mapping[str, Any], actor: Any,
+                     request: HttpRequest | None) -> ProviderConfig:
     with transaction.atomic():
         current = selectors.provider_get(name)
         provider = ProviderConfig.objects.select_for_update().get(pk=current.pk)
@@ -237,6 +259,10 @@ def provider_update(*, name: str, data: Mapping[str, Any], actor: Any = None,
         problems.update(_check_embedded(merged))
         problems.update(_check_exclusive(connection, merged))
         _fail(problems)
+        base_url = (plain.get("base_url") or "") if "base_url" in plain else provider.base_url
+        if connection is not None and (connection.pk != provider.connection_id or base_url != provider.base_url):
+            destination.require_binding(provider=provider.name, connection=connection, base_url=base_url,
+                                        actor=actor, request=request)
 
         changes: dict[str, Any] = {}
         for key, value in plain.items():
@@ -373,9 +399,11 @@ def resolve_credentials(provider: ProviderConfig) -> ResolvedCredentials:
     `ProviderCredentialsUnavailable` (with a specific `code`) when nothing usable resolves.
     """
     if provider.connection_id is not None:
-        return _from_connection(provider)
+        resolved = _from_connection(provider)
+        return dataclasses.replace(resolved, base_url=destination.effective_base_url(provider.base_url,
+                                                                                      provider.connection))
     if provider.embedded_fields:
-        return _from_embedded(provider)
+        return dataclasses.replace(_from_embedded(provider), base_url=provider.base_url)
     raise ProviderCredentialsUnavailable(
         f"Provider {provider.name!r} has no credentials: set connection_name to a connection holding them.",
         code="provider_no_credentials")
