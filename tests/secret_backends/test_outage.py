@@ -44,6 +44,8 @@ def test_manager_down_then_back(secret_backend: str, outage: Any, operator_user:
     api = APIClient()
     api.force_authenticate(operator_user)
     connection = make_github("gh")
+    services.connection_create(name="app", connection_type="oauth_app", credentials={
+        "client_id": "cid", "client_secret": "cs", "token_url": "https://auth.example.com/token"})
     Connection.objects.filter(pk=connection.pk).update(health_status="healthy")
     managed.cache_clear()
     receiver.connection_cache_clear()
@@ -62,6 +64,10 @@ def test_manager_down_then_back(secret_backend: str, outage: Any, operator_user:
     assert delivery.status_code == 503 and int(delivery["Retry-After"]) > 0
     ready = Client().get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["secret_backend"] != "ok"
+    grant = api.post("/api/v1/oauth/initiate", {"connection_name": "app", "grant_type": "client_credentials"},
+                     format="json")
+    assert grant.status_code == 503 and grant.json()["code"] == "secret_backend_unavailable"
+    assert int(grant["Retry-After"]) > 0
 
     outage(False)
     managed.managers_reset()  # a fresh login after the outage (a sealed Vault revokes nothing in dev mode)
