@@ -175,10 +175,20 @@ def write(backend: str, kind: str, owner_id: Any, values: dict[str, str], *,
     try:
         location, new_version = found.write(location, dict(values), version=version)
     except CheckAndSetFailed:
+        # The path moved past the version we read. Callers hold the owner's row lock, so no other
+        # request of this service is writing it now: the newer version is one whose transaction
+        # rolled back after its write (never referenced) or a write from outside the service.
+        # Write over it once, still checked-and-set against what is there now; a writer racing
+        # us within that window gets the 409.
+        current = found.current_version(location)
         if version is not None:
+            logger.warning("secret %s/%s: version %s is newer than the referenced %s (a rolled-back write or a "
+                           "change outside this service); writing over it", kind, owner_id, current, version)
+        try:
+            location, new_version = found.write(location, dict(values), version=current)
+        except CheckAndSetFailed:
             raise Conflict("The secret was changed by another request at the same time; send the change again.",
                            code="secret_changed_concurrently") from None
-        location, new_version = found.write(location, dict(values), version=found.current_version(location))
     ref = ManagedRef(backend, new_version, location)
     _cache_put(ref, values)
     return ref

@@ -132,8 +132,25 @@ def test_two_concurrent_patches_of_different_fields_both_survive(secret_backend:
 
 
 @pytest.mark.django_db
-def test_a_stale_version_is_refused_not_overwritten(secret_backend: str) -> None:
-    """Check-and-set (Vault) on the version read: a writer holding an older reference gets 409."""
+def test_a_patch_rolled_back_after_its_write_does_not_block_the_next(secret_backend: str) -> None:
+    """The manager keeps the version a rolled-back PATCH wrote (unreferenced); the next PATCH
+    still succeeds (Vault: check-and-set against what is there now) and the reference moves on."""
+    from django.db import transaction
+
+    connection = services.connection_create(name="rb", connection_type="github", credentials={"token": "a"})
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.connection_update(name="rb", data={"credentials": {"token": "rolled-back"}})
+        raise RuntimeError("the transaction fails after the secret was written")
+    assert services.connection_secrets(Connection.objects.get(pk=connection.pk)) == {"token": "a"}
+    services.connection_update(name="rb", data={"credentials": {"token": "c"}})
+    assert manager_read(secret_backend, managed.CONNECTIONS, connection.pk) == {"token": "c"}
+    assert services.connection_secrets(Connection.objects.get(pk=connection.pk)) == {"token": "c"}
+
+
+@pytest.mark.django_db
+def test_check_and_set_refuses_a_writer_racing_inside_the_window(secret_backend: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Vault: a version that appears between the metadata read and the write is a 409, not lost."""
     if secret_backend != managed.VAULT:
         pytest.skip("AWS PutSecretValue has no check-and-set; the row lock of the PATCH serialises writers")
     from synthorg.errors import Conflict
@@ -141,9 +158,18 @@ def test_a_stale_version_is_refused_not_overwritten(secret_backend: str) -> None
     connection = services.connection_create(name="cas", connection_type="github", credentials={"token": "a"})
     old = managed.parse(SecretRecord.objects.get(pk=connection.secret_id).ciphertext)
     managed.write(secret_backend, managed.CONNECTIONS, connection.pk, {"token": "b"}, previous=old)
+    manager = managed.manager(secret_backend)
+    real_current = manager.current_version
+
+    def racer(location: str) -> str | None:
+        seen = real_current(location)
+        manager.write(location, {"token": "racer"}, version=seen)  # lands just after our look
+        return seen
+
+    monkeypatch.setattr(manager, "current_version", racer)
     with pytest.raises(Conflict):
         managed.write(secret_backend, managed.CONNECTIONS, connection.pk, {"token": "c"}, previous=old)
-    assert manager_read(secret_backend, managed.CONNECTIONS, connection.pk) == {"token": "b"}
+    assert manager_read(secret_backend, managed.CONNECTIONS, connection.pk) == {"token": "racer"}
 
 
 @pytest.mark.django_db
