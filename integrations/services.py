@@ -5,6 +5,7 @@ audit event in one transaction: a failure leaves no row and no orphan secret.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -13,7 +14,7 @@ import re
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -218,8 +219,9 @@ def connection_create(*, name: str, connection_type: str, credentials: Mapping[s
     _fail(problems)
 
     limit = get_config().integrations.connections.max_connections_per_type
+    stored_for: list[int] = []  # the id a secret manager's copy was written for, if one was
     try:
-        with transaction.atomic():
+        with _no_orphan_secret(backend.name, stored_for), transaction.atomic():
             _lock_type(ctype.name)
             if Connection.objects.filter(connection_type=ctype.name).count() >= limit:
                 raise LimitReached(
@@ -239,6 +241,7 @@ def connection_create(*, name: str, connection_type: str, credentials: Mapping[s
             connection.save()
             if not backend.read_only:
                 ref = backend.store(connection=connection, values=secrets, ref=None)
+                stored_for.append(connection.pk)
                 connection.secret_id = ref.secret_id
                 connection.save(update_fields=["secret_id"])
             audit_record(action="connection.create", target=connection.name, target_type="connection",
@@ -250,6 +253,20 @@ def connection_create(*, name: str, connection_type: str, credentials: Mapping[s
         raise Conflict(f"A connection named {name!r} already exists.", code="connection_name_taken") from None
     logger.info("connection %s created (type %s)", connection.pk, ctype.name)
     return connection
+
+
+@contextlib.contextmanager
+def _no_orphan_secret(backend: str, stored_for: list[int]) -> Iterator[None]:
+    """A create whose transaction fails after its secret reached a secret manager destroys that
+    copy (no row will ever reference it); best effort, a failure becomes a pending deletion."""
+    try:
+        yield
+    except BaseException:
+        if stored_for and backend in managed.MANAGED_BACKENDS:
+            found = managed.manager(backend)
+            location = found.location(managed.CONNECTIONS, stored_for[0])
+            managed.destroy(managed.ManagedRef(backend, "", location), owner=f"{managed.CONNECTIONS}/{stored_for[0]}")
+        raise
 
 
 def _without_required_secrets(ctype: ConnectionType) -> ConnectionType:

@@ -182,3 +182,21 @@ def test_reads_are_cached_and_own_writes_invalidate_at_once(secret_backend: str)
     assert managed.reads[secret_backend] - before == 1
     services.connection_update(name="cached", data={"credentials": {"token": "two"}})
     assert services.connection_secrets(Connection.objects.get(pk=connection.pk)) == {"token": "two"}
+
+
+@pytest.mark.django_db
+def test_a_create_that_fails_after_its_secret_was_written_leaves_no_orphan(
+    secret_backend: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids: list[int] = []
+
+    def failing_audit(**kwargs: Any) -> None:
+        ids.append(Connection.objects.get(name="orphan").pk)
+        raise RuntimeError("the audit store is down")
+
+    monkeypatch.setattr(services, "audit_record", failing_audit)
+    with pytest.raises(RuntimeError):
+        services.connection_create(name="orphan", connection_type="github", credentials={"token": "t"})
+    assert not Connection.objects.filter(name="orphan").exists()
+    with pytest.raises(SecretUnavailable):
+        manager_read(secret_backend, managed.CONNECTIONS, ids[0])
