@@ -48,9 +48,13 @@ _task_started: dict[str, float] = {}
 
 
 @signals.task_prerun.connect
-def _metrics_task_started(task_id: str | None = None, **_: Any) -> None:
+def _metrics_task_started(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     if task_id:
         _task_started[task_id] = time.perf_counter()
+    if task is not None:
+        from synthorg.metrics import TASK_FAILURES
+
+        TASK_FAILURES.labels(task.name)  # the task's failure series exists (at 0) from its first run
 
 
 @signals.task_postrun.connect
@@ -82,3 +86,14 @@ def _metrics_pool_process_stopped(pid: int | None = None, **_: Any) -> None:
     from synthorg.metrics import process_dead
 
     process_dead(pid or os.getpid())
+
+
+@signals.worker_ready.connect
+def _metrics_endpoint(**_: Any) -> None:
+    """SYNTHORG_WORKER_METRICS_BIND=HOST:PORT: the worker answers GET /metrics itself (for hosts
+    or containers where no web process reads its PROMETHEUS_MULTIPROC_DIR)."""
+    bind = os.environ.get("SYNTHORG_WORKER_METRICS_BIND", "").strip()
+    if bind:
+        from synthorg.metrics import serve_in_background
+
+        serve_in_background(bind)

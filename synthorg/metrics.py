@@ -93,6 +93,18 @@ TASK_SECONDS = Histogram("synthorg_celery_task_seconds", "Celery task run time, 
 TASK_FAILURES = Counter("synthorg_celery_task_failures", "Celery tasks that raised, by task name.", ["task"])
 
 
+# Known label values start at 0, so a dashboard panel or an alert sees a series before the first
+# event (an empty panel would hide a renamed metric; tests/fleet/test_prometheus.py checks).
+for _outcome in ("refreshed", "failed", "reauthorization_required", "lost_lease"):
+    TOKEN_REFRESHES.labels(_outcome)
+for _outcome in ("succeeded", "failed", "retry"):
+    WORKFLOW_RUNS.labels(_outcome)
+for _backend in ("secret_manager_vault", "secret_manager_cloud_a"):
+    SECRET_BACKEND_ERRORS.labels(_backend)
+for _scope in ("webhook", "webhook-ip"):
+    for _decision in ("admitted", "refused"):
+        RATE_LIMIT_DECISIONS.labels(_scope, _decision)
+
 def per_connection() -> bool:
     from synthorg.config import get_config
 
@@ -291,6 +303,38 @@ def allowed(meta: Any, authorization: str) -> bool:
         ip = ip.ipv4_mapped
     return any(ip in network for network in _networks(tuple(cfg.allowed_networks)))
 
+
+
+def serve_in_background(bind: str) -> None:
+    """``HOST:PORT``: answer ``GET /metrics`` from a thread of this process (the Celery worker on a
+    host without a web process sharing its PROMETHEUS_MULTIPROC_DIR), with the same access rule."""
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from django.db import connections
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ.get("PATH_INFO") != "/metrics" or environ.get("REQUEST_METHOD") != "GET":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
+        if not allowed(environ, environ.get("HTTP_AUTHORIZATION", "")):
+            start_response("403 Forbidden", [("Content-Type", "text/plain")])
+            return [b"forbidden\n"]
+        try:
+            body = generate_latest(registry())
+        finally:
+            connections.close_all()  # this thread's database connection, opened by the gauges
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+        return [body]
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    host, _, port = bind.rpartition(":")
+    server = make_server(host or "0.0.0.0", int(port), app, handler_class=Quiet)  # noqa: S104
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    logger.info("metrics served on %s/metrics", bind)
 
 # --- process lifecycle ----------------------------------------------------------------------
 

@@ -100,3 +100,18 @@ def test_the_receiver_and_the_pipeline_are_counted() -> None:
     assert value("synthorg_workflow_run_lag_seconds_count") == start[("synthorg_workflow_run_lag_seconds_count",)] + 1
     assert value("synthorg_workflow_runs_total", outcome="succeeded") == runs_before + 1
     assert value("synthorg_outbox_backlog", kind="deliveries") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_can_serve_metrics_itself(integrations_config: Any) -> None:
+    import requests
+
+    from tests.e2e.embedded import free_port
+
+    port = free_port()
+    metrics.serve_in_background(f"127.0.0.1:{port}")
+    answer = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    assert answer.status_code == 200 and "synthorg_outbox_backlog" in answer.text
+    assert requests.get(f"http://127.0.0.1:{port}/other", timeout=10).status_code == 404
+    integrations_config({"metrics": {"allowed_networks": []}})
+    assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).status_code == 403

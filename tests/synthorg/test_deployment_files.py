@@ -12,7 +12,8 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_compose_has_the_six_services_with_health_checks() -> None:
-    services = COMPOSE["services"]
+    # Services under a profile (`monitoring`: Prometheus, Grafana) start only when asked for.
+    services = {name: service for name, service in COMPOSE["services"].items() if not service.get("profiles")}
     assert set(services) == {"postgres", "redis", "nginx", "web", "worker", "beat"}
     assert all("healthcheck" in service for service in services.values())
 
@@ -50,8 +51,11 @@ NGINX_DIRECTIVES = "\n".join(line.split("#", 1)[0] for line in NGINX_TEMPLATE.sp
 
 def test_only_nginx_is_published_and_it_fronts_web() -> None:
     services = COMPOSE["services"]
-    published = {name for name, service in services.items() if service.get("ports")}
+    published = {name for name, service in services.items() if service.get("ports") and not service.get("profiles")}
     assert published == {"nginx"}
+    # The monitoring profile's consoles listen on the host's loopback only.
+    assert all(port.startswith("127.0.0.1:") for service in services.values() if service.get("profiles")
+               for port in service.get("ports", []))
     nginx = services["nginx"]
     assert re.fullmatch(r"nginx:1\.\d+(\.\d+)?-alpine", nginx["image"])
     assert "./deploy/nginx.conf:/etc/nginx/synthorg/nginx.conf:ro" in nginx["volumes"]
