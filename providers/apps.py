@@ -18,6 +18,12 @@ class ProvidersConfig(AppConfig):
                                         list_names=selectors.provider_names_for_connection,
                                         remove=services.provider_remove_for_connection))
 
+        from integrations.dependants import register_destination_change
+        from providers import destination
+
+        # A connection moved by its owner (with its secrets): approvals of bindings outside its URL lapse.
+        register_destination_change("providers", destination.on_connection_moved)
+
         from integrations.secrets import rotation
 
         # `manage.py rotate_master_key` re-encrypts the embedded credentials too.

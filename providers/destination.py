@@ -11,7 +11,12 @@ they cannot read to a ``base_url`` of their own and have the key delivered there
 * any other binding (a ``base_url`` elsewhere, or a connection type that declares no URL for
   API calls, as ``oauth_app``, whose access token is sent to a resource server it does not
   name) chooses a new destination for a secret, which is as strong as revealing it: the user
-  needs ``integrations.reveal_secret``. Commands at the terminal are trusted.
+  needs ``integrations.reveal_secret``. Commands at the terminal are trusted. Such a binding
+  is recorded (``ProviderConfig.binding_approved``);
+* where the key leaves, `resolve_credentials` checks again: a provider outside the
+  connection's current URL without an approval gets nothing (``provider_destination_unapproved``),
+  and approvals lapse when the connection's owner moves it (`on_connection_moved`), so a key
+  given for a new host never goes to the old one or to a place approved for the old key.
 """
 from __future__ import annotations
 
@@ -78,10 +83,13 @@ class ProviderBindingForbidden(SecretBindingForbidden):
 
 
 def require_binding(*, provider: str, connection: Any, base_url: str, actor: Any,
-                    request: HttpRequest | None) -> None:
-    """Refuse a user without ``integrations.reveal_secret`` a binding outside the connection's destination."""
-    if connection is None or within_connection(base_url, connection) or may_bind_secrets(actor, request):
-        return
+                    request: HttpRequest | None) -> bool:
+    """Refuse a user without ``integrations.reveal_secret`` a binding outside the connection's
+    destination. True when the binding is outside and allowed: the provider records it as approved."""
+    if connection is None or within_connection(base_url, connection):
+        return False
+    if may_bind_secrets(actor, request):
+        return True
     destination = connection_destination(connection)
     where = (f"outside the connection's own URL ({destination})" if destination
              else f"and a {connection.connection_type} connection names no URL its token is for")
@@ -90,6 +98,34 @@ def require_binding(*, provider: str, connection: Any, base_url: str, actor: Any
         f"{base_url or 'the driver default host'}, {where}: choosing where a secret goes needs the "
         "integrations.reveal_secret permission. Leave base_url empty (the connection's URL is used) or set "
         "one under the connection's URL.", provider=provider, connection=connection.name, base_url=base_url)
+
+
+def approves_as_is(*, connection: Any, base_url: str, actor: Any, request: HttpRequest | None) -> bool:
+    """Whether saving an unchanged binding outside the connection's URL approves it (never refuses)."""
+    return not within_connection(base_url, connection) and may_bind_secrets(actor, request)
+
+
+def sends_only_where_bound(provider: Any, connection: Any) -> bool:
+    """At run time: inside the connection's current URL, or approved since the connection last moved."""
+    return provider.binding_approved or within_connection(provider.base_url, connection)
+
+
+def on_connection_moved(connection: Any, *, changed: list[str], actor: Any = None,
+                        request: HttpRequest | None = None) -> None:
+    """The connection's owner moved it (with its secrets): approvals given for the old secret and
+    place lapse, so a provider outside the new URL resolves nothing until approved again."""
+    from providers.models import ProviderConfig
+
+    for provider in ProviderConfig.objects.select_for_update().filter(connection=connection):
+        inside = within_connection(provider.base_url, connection)
+        if provider.binding_approved:
+            provider.binding_approved = False
+            provider.save(update_fields=["binding_approved", "updated_at"])
+        if not inside:
+            audit_record(action="provider.binding_lapsed", target=provider.name, target_type="provider",
+                         actor=actor, request=request, reason="connection_destination_changed",
+                         details={"connection_name": connection.name, "changed": list(changed),
+                                  "base_url": provider.base_url})
 
 
 def record_refusal(exc: ProviderBindingForbidden, *, action: str, actor: Any, request: HttpRequest | None) -> None:

@@ -41,6 +41,10 @@ class ProviderConfig(models.Model):
     # asks this app (through integrations.dependants) to remove providers first when forced.
     connection = models.ForeignKey("integrations.Connection", null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
+    # A base_url outside the connection's own URL that a holder of integrations.reveal_secret (or
+    # a command) chose: only then does resolve_credentials hand the connection's credential out
+    # for it. Lapses when the connection moves (providers.destination, issue 12).
+    binding_approved = models.BooleanField(default=False)
     # DEPRECATED embedded credentials: Fernet token of a JSON object of EMBEDDED_FIELDS.
     embedded_ciphertext = models.TextField(blank=True, default="")
     embedded_key_id = models.CharField(max_length=16, blank=True, default="", db_index=True)

@@ -188,14 +188,14 @@ def provider_create(*, name: str, driver: str, base_url: str = "", model: str = 
     problems.update(_check_exclusive(connection, embedded))
     _fail(problems)
     try:
-        destination.require_binding(provider=name, connection=connection, base_url=base_url or "", actor=actor,
-                                    request=request)
+        approved = destination.require_binding(provider=name, connection=connection, base_url=base_url or "",
+                                               actor=actor, request=request)
     except destination.ProviderBindingForbidden as exc:
         destination.record_refusal(exc, action="provider.create", actor=actor, request=request)
         raise
 
     provider = ProviderConfig(name=name, driver=driver, base_url=base_url or "", model=model or "",
-                              connection=connection)
+                              connection=connection, binding_approved=approved)
     try:
         with transaction.atomic():
             if selectors.provider_find(name) is not None:
@@ -260,9 +260,15 @@ def _provider_update(*, name: str, data: Mapping[str, Any], actor: Any,
         problems.update(_check_exclusive(connection, merged))
         _fail(problems)
         base_url = (plain.get("base_url") or "") if "base_url" in plain else provider.base_url
+        approved = provider.binding_approved and connection is not None
         if connection is not None and (connection.pk != provider.connection_id or base_url != provider.base_url):
-            destination.require_binding(provider=provider.name, connection=connection, base_url=base_url,
-                                        actor=actor, request=request)
+            approved = destination.require_binding(provider=provider.name, connection=connection,
+                                                   base_url=base_url, actor=actor, request=request)
+        elif connection is not None and ("base_url" in data or "connection_name" in data):
+            # Saved again as it stands (the admin form sends every field): a holder of the
+            # permission approves a binding that lapsed; anyone else leaves it as it was.
+            approved = approved or destination.approves_as_is(connection=connection, base_url=base_url,
+                                                              actor=actor, request=request)
 
         changes: dict[str, Any] = {}
         for key, value in plain.items():
@@ -273,6 +279,9 @@ def _provider_update(*, name: str, data: Mapping[str, Any], actor: Any,
         if (connection.pk if connection else None) != provider.connection_id:
             provider.connection = connection
             changes["connection_name"] = connection.name if connection else None
+        if approved != provider.binding_approved:
+            provider.binding_approved = approved
+            changes["binding_approved"] = approved
         if merged != existing:
             changes["embedded_fields"] = sorted(k for k in set(merged) | set(existing)
                                                 if merged.get(k) != existing.get(k))
@@ -325,13 +334,21 @@ def _from_connection(provider: ProviderConfig) -> ResolvedCredentials:
             "set connection_name to an existing connection.", code="provider_connection_missing")
     source = f"connection:{connection.name}"
     ctype = connection.connection_type
-    if ctype == "oauth_app":
-        return ResolvedCredentials(kind="bearer", value=_oauth_access_token(provider, connection), source=source)
     if ctype not in USABLE_CONNECTION_TYPES:
         raise ProviderCredentialsUnavailable(
             f"Provider {provider.name!r} references the {ctype} connection {connection.name!r}, which carries no "
             f"API credential (usable types: {', '.join(USABLE_CONNECTION_TYPES)}).",
             code="provider_connection_unusable")
+    if not destination.sends_only_where_bound(provider, connection):
+        # Outside the connection's URL and not (or no longer) approved: never hand the key out for it.
+        raise ProviderCredentialsUnavailable(
+            f"Provider {provider.name!r} would send the credential of connection {connection.name!r} to "
+            f"{provider.base_url}, outside the connection's own URL, and no holder of integrations.reveal_secret "
+            "has approved that since the connection last moved: clear base_url or set one under the connection's "
+            "URL, or have the provider saved again by a user with that permission.",
+            code="provider_destination_unapproved")
+    if ctype == "oauth_app":
+        return ResolvedCredentials(kind="bearer", value=_oauth_access_token(provider, connection), source=source)
     try:
         secrets = connection_services.connection_secrets(connection)
     except SecretUnavailable as exc:

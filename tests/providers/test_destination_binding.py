@@ -218,3 +218,61 @@ def test_the_admin_change_form_refuses_moving_a_linked_provider(staff_editor: Cl
     provider.refresh_from_db()
     assert provider.base_url == ""
     assert AuditEvent.objects.get(action="provider.update").outcome == "denied"
+
+
+# --- at run time: the binding is checked again where the key is handed out ---------------------
+
+def test_when_the_owner_moves_the_connection_the_old_host_gets_no_new_key(
+    editor_client: APIClient, revealer_client: APIClient,
+    listeners: tuple[BaitListener, BaitListener, BaitListener],
+) -> None:
+    """The owner moves the gateway from A (say, compromised) to B with a new token: a provider
+    left pointing under A, or approved elsewhere, must not carry the new token there."""
+    old_host, elsewhere, new_host = listeners
+    new_token = CANARY + "-rotated"
+    connection_services.connection_create(name="gw", connection_type="generic_http",
+                                          credentials={"base_url": f"{old_host.url}/v1", "token": CANARY})
+    assert editor_client.post(LIST, {"name": "under", "driver": "generic", "connection_name": "gw",
+                                     "base_url": f"{old_host.url}/v1/x"}, format="json").status_code == 201
+    assert editor_client.post(LIST, {"name": "follows", "driver": "generic", "connection_name": "gw"},
+                              format="json").status_code == 201
+    assert revealer_client.post(LIST, {"name": "approved", "driver": "generic", "connection_name": "gw",
+                                       "base_url": elsewhere.url}, format="json").status_code == 201
+    assert ProviderConfig.objects.get(name="approved").binding_approved
+    assert services.resolve_credentials(ProviderConfig.objects.get(name="approved")).base_url == elsewhere.url
+
+    connection_services.connection_update(name="gw", data={"credentials": {
+        "base_url": f"{new_host.url}/v1", "token": new_token}}, actor="owner")
+
+    for name in ("under", "approved"):
+        with pytest.raises(services.ProviderCredentialsUnavailable) as caught:
+            services.resolve_credentials(ProviderConfig.objects.get(name=name))
+        assert caught.value.code == "provider_destination_unapproved" and new_token not in caught.value.detail
+    assert not ProviderConfig.objects.get(name="approved").binding_approved
+    lapsed = AuditEvent.objects.filter(action="provider.binding_lapsed")
+    assert sorted(lapsed.values_list("target", flat=True)) == ["approved", "under"]
+    assert all(e.reason == "connection_destination_changed" for e in lapsed)
+
+    consume_every_provider()
+    assert not old_host.leaked(new_token) and not elsewhere.leaked(new_token)
+    assert new_host.leaked(new_token)  # "follows" took the connection's new URL
+
+    # The resolve check says why and how to fix it; a reveal holder approves again.
+    check = editor_client.post(f"{LIST}/approved/resolve-check").json()
+    assert check["resolvable"] is False and check["code"] == "provider_destination_unapproved"
+    assert editor_client.patch(f"{LIST}/approved", {"base_url": elsewhere.url, "model": "m2"},
+                               format="json").status_code == 200  # other edits pass, approve nothing
+    assert not ProviderConfig.objects.get(name="approved").binding_approved
+    assert revealer_client.patch(f"{LIST}/approved", {"base_url": elsewhere.url},
+                                 format="json").status_code == 200  # saved again as it stands
+    assert services.resolve_credentials(ProviderConfig.objects.get(name="approved")).value == new_token
+
+
+def test_a_row_bound_outside_without_approval_resolves_nothing(make_connection: Any, make_provider: Any) -> None:
+    """A provider stored before the rule (or forced into the database) is checked where the key leaves."""
+    make_connection(name="gw")
+    provider = make_provider(name="old", connection_name="gw")
+    ProviderConfig.objects.filter(pk=provider.pk).update(base_url="https://collector.example.test")
+    with pytest.raises(services.ProviderCredentialsUnavailable) as caught:
+        services.resolve_credentials(ProviderConfig.objects.get(pk=provider.pk))
+    assert caught.value.code == "provider_destination_unapproved"
