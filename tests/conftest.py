@@ -9,6 +9,9 @@ from django.conf import settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+# One Chromium for the whole run: two session fixtures would each start Playwright's sync loop,
+# and the second refuses to start inside the first's.
+from tests.e2e.browser import browser, page  # noqa: F401
 from tests.peers.fixtures import *  # noqa: F403  (OIDC peer, device stub)
 from tests.permissions import grant, operator_permissions, reader_permissions
 

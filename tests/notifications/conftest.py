@@ -16,7 +16,6 @@ from integrations.types.probing import HealthResult
 from notifications import services
 from notifications.models import AlertRule
 from tests.admin_console.conftest import console, root_console  # noqa: F401  (the console fixtures)
-from tests.e2e.browser import browser, page  # noqa: F401  (Chromium fixtures)
 from tests.peers.http_peer import HttpPeer
 from tests.peers.smtp_peer import _free_port
 
