@@ -24,7 +24,7 @@ from integrations import services as connection_services
 from integrations.secrets import managed
 from integrations.secrets.base import SecretUnavailable
 from integrations.secrets.fernet import key_fingerprint, keyring
-from integrations.types.base import http_url, https_url_unless_loopback
+from integrations.types.base import https_url_unless_loopback
 from integrations.validation import SECRET_MAX_CHARS, VALUE_MAX_CHARS
 from providers import destination, selectors
 from providers.models import (
@@ -91,7 +91,8 @@ def _check_plain(data: Mapping[str, Any]) -> dict[str, list[str]]:
                             "or digit"]
     if "driver" in data and data["driver"] not in ProviderConfig.Driver.values:
         problems["driver"] = [f"must be one of {', '.join(ProviderConfig.Driver.values)}"]
-    if base_url_problems := _check_url(data.get("base_url"), http_url):
+    # The provider's API key goes to base_url: https, plain http only to loopback (issue 12 §2).
+    if base_url_problems := _check_url(data.get("base_url"), https_url_unless_loopback):
         problems["base_url"] = base_url_problems
     if len(data.get("base_url") or "") > 2048:
         problems.setdefault("base_url", []).append("must be at most 2048 characters")
@@ -408,6 +409,15 @@ def _from_embedded(provider: ProviderConfig) -> ResolvedCredentials:
         code="provider_embedded_oauth_unsupported")
 
 
+def _over_tls(provider: ProviderConfig, resolved: ResolvedCredentials) -> ResolvedCredentials:
+    """Refuse a key bound for plain http to a non-loopback host (a row stored before the https rule, issue 12 §2)."""
+    if resolved.base_url and _check_url(resolved.base_url, https_url_unless_loopback):
+        raise ProviderCredentialsUnavailable(
+            f"Provider {provider.name!r} would send its credential over plain http to a host that is not loopback; "
+            "set an https:// base_url.", code="provider_destination_insecure")
+    return resolved
+
+
 def resolve_credentials(provider: ProviderConfig) -> ResolvedCredentials:
     """The credential to send for `provider`, read at call time.
 
@@ -417,10 +427,10 @@ def resolve_credentials(provider: ProviderConfig) -> ResolvedCredentials:
     """
     if provider.connection_id is not None:
         resolved = _from_connection(provider)
-        return dataclasses.replace(resolved, base_url=destination.effective_base_url(provider.base_url,
-                                                                                      provider.connection))
+        return _over_tls(provider, dataclasses.replace(
+            resolved, base_url=destination.effective_base_url(provider.base_url, provider.connection)))
     if provider.embedded_fields:
-        return dataclasses.replace(_from_embedded(provider), base_url=provider.base_url)
+        return _over_tls(provider, dataclasses.replace(_from_embedded(provider), base_url=provider.base_url))
     raise ProviderCredentialsUnavailable(
         f"Provider {provider.name!r} has no credentials: set connection_name to a connection holding them.",
         code="provider_no_credentials")

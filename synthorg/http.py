@@ -173,11 +173,14 @@ class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
 
 
 def check_destination(method: str, url: str, *, allowed_hosts: Collection[str] | None = None,
-                      hide_path: bool = False) -> url_policy.Destination:
-    """``url_policy.check_url`` plus the caller's host allowlist; ``URLRefused`` names the rule, not the URL's query."""
+                      hide_path: bool = False, require_tls: bool = False) -> url_policy.Destination:
+    """``url_policy.check_url`` plus the caller's host allowlist; ``URLRefused`` names the rule, not the URL's query.
+
+    ``require_tls`` (callers that send a secret): https, plain http only to a loopback host.
+    """
     where = safe_url(url, hide_path=hide_path)
     try:
-        destination = url_policy.check_url(url)
+        destination = url_policy.check_https_url(url) if require_tls else url_policy.check_url(url)
     except url_policy.UnsafeURL as exc:
         logger.warning("Outbound %s %s refused: the URL %s", method, where, exc)
         raise URLRefused(f"{method} {where}: refused, the URL {exc}") from None
@@ -201,8 +204,9 @@ class _GuardedAdapter(HTTPAdapter):
     """
 
     def __init__(self, timeout: tuple[float, float], *, hide_path: bool,
-                 allowed_hosts: Collection[str] | None = None) -> None:
+                 allowed_hosts: Collection[str] | None = None, require_tls: bool = False) -> None:
         self.default_timeout = timeout
+        self.require_tls = require_tls
         self.hide_path = hide_path
         self.allowed_hosts = None if allowed_hosts is None else frozenset(allowed_hosts)
         super().__init__(max_retries=0)  # retries happen in http_request or the task, never here
@@ -214,6 +218,9 @@ class _GuardedAdapter(HTTPAdapter):
         pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
         _check_allowed_host(request.method or "?", safe_url(request.url or "", hide_path=self.hide_path),
                             pool.host, self.allowed_hosts)
+        if self.require_tls and pool.scheme != "https" and not url_policy.is_loopback_host(pool.host):
+            raise URLRefused(f"{request.method or '?'} {safe_url(request.url or '', hide_path=self.hide_path)}: "
+                             "refused, a secret is sent only over https (plain http only to a loopback host)")
         return pool
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
@@ -243,22 +250,23 @@ def _no_redirect_target(response: requests.Response) -> None:
     return None
 
 
-def _checked_prepare(session: requests.Session, hide_path: bool,
-                     allowed_hosts: Collection[str] | None) -> Callable[[requests.Request], requests.PreparedRequest]:
+def _checked_prepare(session: requests.Session, hide_path: bool, allowed_hosts: Collection[str] | None,
+                     require_tls: bool = False) -> Callable[[requests.Request], requests.PreparedRequest]:
     prepare = session.prepare_request
 
     def prepare_request(request: requests.Request) -> requests.PreparedRequest:
         # The URL as the caller gave it, before requests normalises it (its backslashes and
         # percent-encoded hosts are gone from the prepared URL, and so is the evidence).
         check_destination(str(request.method or "?").upper(), str(request.url), allowed_hosts=allowed_hosts,
-                          hide_path=hide_path)
+                          hide_path=hide_path, require_tls=require_tls)
         return prepare(request)
 
     return prepare_request
 
 
 def guard_session(session: SessionT, timeout: tuple[float, float] = (5.0, 10.0), *,
-                  hide_path: bool = False, allowed_hosts: Collection[str] | None = None) -> SessionT:
+                  hide_path: bool = False, allowed_hosts: Collection[str] | None = None,
+                  require_tls: bool = False) -> SessionT:
     """Put the egress guard on ``session`` (e.g. a requests-oauthlib ``OAuth2Session``) and return it.
 
     After this the session connects only to addresses the egress policy allows, gives
@@ -268,7 +276,8 @@ def guard_session(session: SessionT, timeout: tuple[float, float] = (5.0, 10.0),
     failures. It does not map statuses to errors (oauthlib reads the 4xx body itself) nor
     limit the body size: ``http_request`` does both. ``hide_path`` keeps the URL path
     out of error messages (a Slack incoming-webhook URL is a secret). Every URL passes
-    ``url_policy``; with ``allowed_hosts`` only those hosts are reached (``URLRefused``).
+    ``url_policy``; with ``allowed_hosts`` only those hosts are reached (``URLRefused``);
+    with ``require_tls`` only https (plain http to a loopback host), for callers sending a secret.
     """
     _check_timeout(timeout)
     # HTTP(S)_PROXY would route around the guard; ~/.netrc would add credentials.
@@ -280,17 +289,19 @@ def guard_session(session: SessionT, timeout: tuple[float, float] = (5.0, 10.0),
     # requests-oauthlib posts with allow_redirects=True; Session.resolve_redirects stops
     # when there is no target, so the 3xx comes back to the caller.
     session.get_redirect_target = _no_redirect_target  # type: ignore[method-assign]
-    session.prepare_request = _checked_prepare(session, hide_path, allowed_hosts)  # type: ignore[method-assign]
-    adapter = _GuardedAdapter(timeout, hide_path=hide_path, allowed_hosts=allowed_hosts)
+    session.prepare_request = _checked_prepare(session, hide_path, allowed_hosts,  # type: ignore[method-assign]
+                                               require_tls)
+    adapter = _GuardedAdapter(timeout, hide_path=hide_path, allowed_hosts=allowed_hosts, require_tls=require_tls)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
 def egress_session(timeout: tuple[float, float] = (5.0, 10.0), *, hide_path: bool = False,
-                   allowed_hosts: Collection[str] | None = None) -> requests.Session:
+                   allowed_hosts: Collection[str] | None = None, require_tls: bool = False) -> requests.Session:
     """A fresh ``requests.Session`` with ``guard_session`` applied."""
-    return guard_session(requests.Session(), timeout, hide_path=hide_path, allowed_hosts=allowed_hosts)
+    return guard_session(requests.Session(), timeout, hide_path=hide_path, allowed_hosts=allowed_hosts,
+                         require_tls=require_tls)
 
 
 # --- the entry point ---------------------------------------------------------------------
@@ -389,7 +400,7 @@ def http_request(method: str, url: str, *, timeout: tuple[float, float], retry: 
                  headers: Mapping[str, str] | None = None, data: Any = None, json: Any = None,
                  auth: Any = None, allow_redirects: bool = False, max_bytes: int = DEFAULT_MAX_BYTES,
                  connection_id: int | str | None = None, hide_path: bool = False,
-                 allowed_hosts: Collection[str] | None = None) -> requests.Response:
+                 allowed_hosts: Collection[str] | None = None, require_tls: bool = False) -> requests.Response:
     """Make one outbound HTTP call and return the response for a 2xx or 3xx status.
 
     ``timeout`` is a required (connect, read) pair. ``retry`` allows one more try (never
@@ -400,20 +411,21 @@ def http_request(method: str, url: str, *, timeout: tuple[float, float], retry: 
     more than ``max_bytes``); 4xx/5xx errors carry the ``response``. ``hide_path`` keeps a
     secret-bearing path (a Slack incoming-webhook URL) out of messages and logs.
     ``URLRefused`` (permanent, nothing sent) for a URL ``url_policy`` refuses, or whose host
-    is not in ``allowed_hosts`` when the caller gives one (checked again on the connection).
+    is not in ``allowed_hosts`` when the caller gives one (checked again on the connection),
+    or, with ``require_tls`` (a caller sending a secret), a plain http URL to a non-loopback host.
     """
     _check_timeout(timeout)
     if allow_redirects:
         raise ValueError("redirects are never followed; handle the 3xx response instead")
     method = method.upper()
     where = safe_url(url, hide_path=hide_path)
-    check_destination(method, url, allowed_hosts=allowed_hosts, hide_path=hide_path)
+    check_destination(method, url, allowed_hosts=allowed_hosts, hide_path=hide_path, require_tls=require_tls)
     tries = 1 + (min(max(retry, 0), 1) if method in IDEMPOTENT_METHODS else 0)
     for attempt in range(1, tries + 1):
         try:
             return _attempt(method, url, where, timeout=timeout, headers=headers, data=data, json=json,
                             auth=auth, max_bytes=max_bytes, connection_id=connection_id,
-                            hide_path=hide_path, allowed_hosts=allowed_hosts)
+                            hide_path=hide_path, allowed_hosts=allowed_hosts, require_tls=require_tls)
         except TransientError as exc:
             wait = exc.retry_after if exc.retry_after is not None else random.uniform(*RETRY_PAUSE_SECONDS)
             if attempt == tries or wait > MAX_INLINE_WAIT_SECONDS:
@@ -425,10 +437,12 @@ def http_request(method: str, url: str, *, timeout: tuple[float, float], retry: 
 
 def _attempt(method: str, url: str, where: str, *, timeout: tuple[float, float], headers: Mapping[str, str] | None,
              data: Any, json: Any, auth: Any, max_bytes: int, connection_id: int | str | None,
-             hide_path: bool, allowed_hosts: Collection[str] | None) -> requests.Response:
+             hide_path: bool, allowed_hosts: Collection[str] | None,
+             require_tls: bool = False) -> requests.Response:
     started = time.monotonic()
     response: requests.Response | None = None
-    with egress_session(timeout, hide_path=hide_path, allowed_hosts=allowed_hosts) as session:
+    with egress_session(timeout, hide_path=hide_path, allowed_hosts=allowed_hosts,
+                        require_tls=require_tls) as session:
         try:
             response = session.request(method, url, headers=dict(headers or {}), data=data, json=json, auth=auth,
                                        timeout=timeout, allow_redirects=False, stream=True)

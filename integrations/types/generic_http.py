@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from integrations.types.base import ConnectionType, FieldSpec, header_name, http_url
+from integrations.types.base import ConnectionType, FieldSpec, header_name, https_url_unless_loopback
 from integrations.types.http_probe import result_for_error
 from integrations.types.probing import HealthResult, ProbeContext, healthy
 from synthorg.http import ExternalServiceError, http_request
@@ -44,14 +44,15 @@ def probe(context: ProbeContext) -> HealthResult:
     method = "HEAD"
     try:
         try:
+            # require_tls: a row stored before the https rule is refused here, nothing sent.
             response = http_request("HEAD", url, timeout=context.http_timeout, headers=headers,
-                                    connection_id=context.connection_id)
+                                    connection_id=context.connection_id, require_tls=True)
         except ExternalServiceError as exc:
             if exc.status not in HEAD_NOT_SUPPORTED:
                 raise
             method = "GET"
             response = http_request("GET", url, timeout=context.http_timeout, headers=headers,
-                                    max_bytes=256 * 1024, connection_id=context.connection_id)
+                                    max_bytes=256 * 1024, connection_id=context.connection_id, require_tls=True)
     except ExternalServiceError as exc:
         return result_for_error(exc)
     if 300 <= response.status_code < 400:
@@ -66,7 +67,9 @@ CONNECTION_TYPE = ConnectionType(
     description="Any HTTP API: a base URL, a bearer token or API key, and optional webhook signing.",
     webhook_scheme="generic_hmac",
     fields=(
-        FieldSpec("base_url", kind="url", required=True, validators=(http_url,)),
+        # The token/api key goes to this URL: https, plain http only to loopback (issue 12 §2).
+        FieldSpec("base_url", kind="url", required=True, validators=(https_url_unless_loopback,),
+                  help="https:// (plain http:// only to a loopback host)"),
         FieldSpec("token", secret=True, help="sent as `<auth_scheme> <token>` in auth_header"),
         FieldSpec("api_key", secret=True, help="sent as the raw value of auth_header"),
         FieldSpec("auth_header", default="Authorization", validators=(header_name,)),

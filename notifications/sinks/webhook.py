@@ -39,5 +39,6 @@ def send(*, sink: Any, message: Any, values: Mapping[str, Any], thread_root: str
                **sign_standard_webhooks(values["signing_secret"], body, message_id=message.alert_id,
                                         timestamp=int(clock()))}
     response = http_request("POST", str(values["base_url"]), timeout=(min(5.0, timeout), timeout),
-                            headers=headers, data=body, max_bytes=64 * 1024, connection_id=sink.connection_id)
+                            headers=headers, data=body, max_bytes=64 * 1024, connection_id=sink.connection_id,
+                            require_tls=True)
     return response.status_code

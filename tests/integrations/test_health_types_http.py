@@ -200,7 +200,7 @@ def test_generic_query_string_secret_not_in_detail(peer: HttpPeer) -> None:
 
 
 def test_generic_metadata_address_refused(peer: HttpPeer) -> None:
-    result = generic_http.probe(context({"base_url": "http://169.254.169.254/latest/meta-data/"}))
+    result = generic_http.probe(context({"base_url": "https://169.254.169.254/latest/meta-data/"}))
     assert result.status == UNHEALTHY
     assert "blocked_networks" in result.detail
     assert peer.received == []

@@ -82,7 +82,7 @@ def test_minimal_valid_credentials_create_with_defaults(connection_type: str) ->
 def test_defaults_are_the_documented_ones() -> None:
     assert create("github", {"token": "t"}, "a").config == {"api_url": "https://api.github.com"}
     assert create("smtp", {"host": "mx"}, "b").config == {"host": "mx", "port": 587, "use_tls": True}
-    http = create("generic_http", {"base_url": "http://h"}, "c").config
+    http = create("generic_http", {"base_url": "https://h"}, "c").config
     assert http["auth_header"] == "Authorization" and http["auth_scheme"] == "Bearer"
     assert http["signature_header"] == "X-Signature" and http["signature_encoding"] == "hex"
     assert create("oauth_app", VALID["oauth_app"], "d").config["scopes"] == []
@@ -111,6 +111,9 @@ RULES = [
     ("database", {"dialect": "sqlite", "host": "db"}, "host", "is not used with the sqlite dialect"),
     ("database", {"port": 70000}, "port", "between 1 and 65535"),
     ("generic_http", {"base_url": "ftp://files.example.com"}, "base_url", "http:// or https://"),
+    # The token goes to base_url: plain http only to loopback (issue 12 §2).
+    ("generic_http", {"base_url": "http://internal:8080"}, "base_url", "must use https://"),
+    ("generic_http", {"base_url": "http://h"}, "base_url", "must use https://"),
     ("generic_http", {"token": "t", "api_key": "k"}, "api_key", "either token or api_key"),
     ("generic_http", {"auth_header": "Bad Header"}, "auth_header", "HTTP header name"),
     ("generic_http", {"signature_encoding": "base32"}, "signature_encoding", "must be one of hex, base64"),
@@ -144,8 +147,9 @@ def test_rule_is_reported_naming_field_and_rule(connection_type: str, overrides:
     ("database", {"dialect": "mysql", "host": "10.0.0.5", "port": 3306, "username": "u", "password": "p",
                   "database": "app"}),
     ("smtp", {"host": "mx", "username": "u", "password": "p", "use_tls": False, "port": 465}),
-    ("generic_http", {"base_url": "http://internal:8080", "api_key": "k", "auth_header": "X-Api-Key",
+    ("generic_http", {"base_url": "https://internal:8080", "api_key": "k", "auth_header": "X-Api-Key",
                       "auth_scheme": ""}),
+    ("generic_http", {"base_url": "http://127.0.0.1:8080", "token": "t"}),
     ("generic_http", {"base_url": "https://h", "signature_scheme": "standard_webhooks",
                       "signing_secret": "whsec_abc"}),
     ("oauth_app", {**VALID["oauth_app"], "token_url": "http://127.0.0.1:9000/token",

@@ -49,7 +49,7 @@ def forward(*, connection: Connection, path: str, event: Event) -> int:
     url = str(credentials["base_url"]).rstrip("/") + path
     response = http_request("POST", url, timeout=TIMEOUT, json=dict(event),
                             headers={**_auth_headers(credentials), "X-Synthorg-Event-Id": str(event["event_id"])},
-                            connection_id=connection.pk)
+                            connection_id=connection.pk, require_tls=True)
     return response.status_code
 
 
