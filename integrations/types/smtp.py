@@ -9,8 +9,11 @@ from typing import Any
 
 from integrations.types.base import ConnectionType, FieldSpec, hostname, port_number
 from integrations.types.probing import HealthResult, ProbeContext, healthy, tls_client_context, unhealthy
-from synthorg import egress
+from synthorg import egress, url_policy
 from synthorg.egress import ExternalServiceError
+
+CLEARTEXT_AUTH_RULE = ("must be on when a password is set and the host is not loopback: without STARTTLS, "
+                       "AUTH sends the password in clear text")
 
 
 def _rules(values: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -18,26 +21,62 @@ def _rules(values: Mapping[str, Any]) -> dict[str, list[str]]:
     if bool(values.get("username")) != bool(values.get("password")):
         missing = "password" if values.get("username") else "username"
         return {missing: ["username and password must be given together, or neither"]}
+    # Issue 12: a secret never travels in clear text past this machine. The type has no
+    # implicit-TLS mode (SMTPS, 465): use_tls is STARTTLS, the only TLS a password can go under.
+    if (values.get("password") and not values.get("use_tls", True)
+            and not url_policy.is_loopback_host(str(values.get("host") or ""))):
+        return {"use_tls": [CLEARTEXT_AUTH_RULE]}
     return {}
 
 
-class _CheckedSMTP(smtplib.SMTP):
-    """smtplib.SMTP whose socket comes from ``egress.connect_checked``.
+class CleartextAuthRefused(smtplib.SMTPException):
+    """AUTH was about to go over a connection without TLS to a host that is not loopback; nothing was sent."""
+
+
+class CheckedSMTP(smtplib.SMTP):
+    """smtplib.SMTP whose socket comes from ``egress.connect_checked`` and whose AUTH needs TLS.
 
     The host is resolved once, every address checked, and the socket opened to a checked
     address; smtplib keeps the *name* for STARTTLS (SNI and certificate verification).
+    ``login`` makes one attempt (``login_once``) and only over TLS, unless the peer it is
+    connected to is a loopback address: the rule holds at connect time for rows stored before
+    the validation rule, and for every caller (the health check and the email alert sink).
     """
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return egress.connect_checked(host, port, timeout=timeout, source_address=self.source_address)
 
+    def login(self, user: str, password: str, *, initial_response_ok: bool = True) -> tuple[int, bytes]:
+        login_once(self, user, password)
+        return 235, b"authenticated"
 
-def _login_once(client: smtplib.SMTP, username: str, password: str) -> None:
-    """One AUTH attempt with the best advertised mechanism.
+
+def _connection_is_private(client: smtplib.SMTP) -> bool:
+    """TLS negotiated on this socket, or both the configured host (a loopback name or address, as
+    the validation rule reads it) and the peer actually connected to are loopback."""
+    sock = getattr(client, "sock", None)
+    if isinstance(sock, ssl.SSLSocket):
+        return True
+    # smtplib keeps the name it connected to in _host (STARTTLS uses it for SNI).
+    if sock is None or not url_policy.is_loopback_host(str(getattr(client, "_host", "") or "")):
+        return False
+    try:
+        peer = sock.getpeername()[0]
+    except OSError:
+        return False
+    return url_policy.is_loopback_host(str(peer))
+
+
+def login_once(client: smtplib.SMTP, username: str, password: str) -> None:
+    """One AUTH attempt with the best advertised mechanism, never in clear text off this machine.
 
     ``SMTP.login`` tries every mechanism in turn, so one wrong password would count as two
-    or three failed logins at the relay (and lock accounts sooner).
+    or three failed logins at the relay (and lock accounts sooner). ``CleartextAuthRefused``
+    before anything is sent when the connection has no TLS and the peer is not loopback.
     """
+    if not _connection_is_private(client):
+        raise CleartextAuthRefused("AUTH refused: the connection is not TLS and the host is not loopback")
+    client.ehlo_or_helo_if_needed()  # Django's backend logs in straight after connect/STARTTLS
     if not client.has_extn("auth"):
         raise smtplib.SMTPNotSupportedError("AUTH")
     advertised = client.esmtp_features["auth"].upper().split()
@@ -61,7 +100,7 @@ def probe(context: ProbeContext) -> HealthResult:
     try:
         # Connecting in the constructor also makes smtplib keep the name for STARTTLS's SNI
         # and certificate check; a greeting other than 220 raises SMTPConnectError.
-        with _CheckedSMTP(host, port, timeout=context.timeout) as client:
+        with CheckedSMTP(host, port, timeout=context.timeout) as client:
             step = "EHLO"
             code, _ = client.ehlo()
             if code != 250:
@@ -75,7 +114,7 @@ def probe(context: ProbeContext) -> HealthResult:
                 client.ehlo()
             if username:
                 step = "AUTH"
-                _login_once(client, str(username), str(context.values.get("password") or ""))
+                login_once(client, str(username), str(context.values.get("password") or ""))
             step = "QUIT"
         elapsed = time.monotonic() - started
         steps = ["EHLO"] + (["STARTTLS"] if use_tls else []) + (["AUTH"] if username else [])
@@ -85,6 +124,9 @@ def probe(context: ProbeContext) -> HealthResult:
     except smtplib.SMTPAuthenticationError as exc:
         # The server's text may echo what we sent; only the code is kept.
         return unhealthy(f"{where}: AUTH rejected ({exc.smtp_code})")
+    except CleartextAuthRefused:
+        return unhealthy(f"{where}: AUTH not sent: the password goes only over TLS (turn use_tls on) "
+                         "unless the host is loopback")
     except smtplib.SMTPNotSupportedError:
         return unhealthy(f"{where}: {step} is not supported by the server")
     except smtplib.SMTPResponseException as exc:
@@ -111,7 +153,8 @@ CONNECTION_TYPE = ConnectionType(
         FieldSpec("port", kind="integer", default=587, validators=(port_number,)),
         FieldSpec("username"),
         FieldSpec("password", secret=True),
-        FieldSpec("use_tls", kind="boolean", default=True, help="STARTTLS after EHLO"),
+        FieldSpec("use_tls", kind="boolean", default=True,
+                  help="STARTTLS after EHLO; may be off with a password only for a loopback host"),
     ),
     rules=_rules,
     probe=probe,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +12,7 @@ from django.core.mail.backends.smtp import EmailBackend
 from django.core.validators import validate_email
 
 from integrations.types.probing import tls_client_context
+from integrations.types.smtp import CheckedSMTP, CleartextAuthRefused
 from synthorg import egress
 from synthorg.egress import PermanentError, TransientError
 
@@ -48,19 +48,14 @@ def validate(settings: Mapping[str, Any], secrets: Mapping[str, str]) -> dict[st
     return errors
 
 
-class _CheckedSMTP(smtplib.SMTP):
-    """The socket comes from the egress guard (resolve once, check every address, connect)."""
-
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        return egress.connect_checked(host, port, timeout=timeout, source_address=self.source_address)
-
-
 class CheckedEmailBackend(EmailBackend):
     """Django's SMTP backend connecting through the egress guard, verifying TLS like the health check."""
 
     @property
     def connection_class(self) -> type[smtplib.SMTP]:
-        return _CheckedSMTP
+        # The smtp type's client: the egress guard, one AUTH attempt, and AUTH only over TLS
+        # (or to a loopback peer), the same rule as the health check (issue 12).
+        return CheckedSMTP
 
     @property
     def ssl_context(self) -> ssl.SSLContext:  # type: ignore[override]
@@ -89,6 +84,9 @@ def send(*, sink: Any, message: Any, values: Mapping[str, Any], thread_root: str
         raise
     except smtplib.SMTPAuthenticationError as exc:
         raise PermanentError(f"{where}: AUTH rejected ({exc.smtp_code})", exc.smtp_code) from None
+    except CleartextAuthRefused:
+        raise PermanentError(f"{where}: AUTH not sent: the password goes only over TLS (turn the connection's "
+                             "use_tls on) unless the host is loopback") from None
     except smtplib.SMTPRecipientsRefused as exc:
         codes = sorted({code for code, _ in exc.recipients.values()})
         error = TransientError if all(400 <= c < 500 for c in codes) else PermanentError

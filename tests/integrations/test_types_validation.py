@@ -104,6 +104,9 @@ RULES = [
     ("smtp", {"port": True}, "port", "must be an integer"),
     ("smtp", {"use_tls": "yes"}, "use_tls", "must be a boolean"),
     ("smtp", {"host": "a b"}, "host", "host name or IP address"),
+    # The password would go as AUTH PLAIN in clear text (issue 12).
+    ("smtp", {"host": "mx", "username": "u", "password": "p", "use_tls": False}, "use_tls",
+     "AUTH sends the password in clear text"),
     ("smtp", {"username": "u"}, "password", "username and password must be given together"),
     ("smtp", {"password": "p"}, "username", "username and password must be given together"),
     ("database", {"dialect": "oracle"}, "dialect", "must be one of postgres, mysql, mariadb, sqlite"),
@@ -146,7 +149,10 @@ def test_rule_is_reported_naming_field_and_rule(connection_type: str, overrides:
     ("database", {"dialect": "sqlite", "database": os.path.join(os.path.realpath(tempfile.gettempdir()), "app.db")}),
     ("database", {"dialect": "mysql", "host": "10.0.0.5", "port": 3306, "username": "u", "password": "p",
                   "database": "app"}),
-    ("smtp", {"host": "mx", "username": "u", "password": "p", "use_tls": False, "port": 465}),
+    ("smtp", {"host": "mx", "username": "u", "password": "p", "use_tls": True, "port": 465}),
+    ("smtp", {"host": "mx", "use_tls": False, "port": 25}),  # no password: nothing secret in clear
+    ("smtp", {"host": "127.0.0.1", "username": "u", "password": "p", "use_tls": False}),
+    ("smtp", {"host": "localhost", "username": "u", "password": "p", "use_tls": False}),
     ("generic_http", {"base_url": "https://internal:8080", "api_key": "k", "auth_header": "X-Api-Key",
                       "auth_scheme": ""}),
     ("generic_http", {"base_url": "http://127.0.0.1:8080", "token": "t"}),
