@@ -6,7 +6,12 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 
 from notifications import services
 from notifications.models import Alert, AlertAttempt, AlertRule, NotificationSink, Problem
@@ -34,12 +39,44 @@ class SinkForm(forms.ModelForm):
         return cleaned
 
 
+# The field a Slack incoming-webhook sink's URL is typed into; a secret, never rendered back.
+WEBHOOK_URL_FIELD = "webhook_url"
+
+
+class SinkAddForm(forms.ModelForm):
+    """The add form: what `services.sink_create` takes. A generated secret (a webhook sink's
+    whsec_ key) is made by the service and shown once on the page after saving."""
+
+    webhook_url = forms.CharField(
+        required=False, strip=True, widget=forms.PasswordInput(render_value=False),
+        help_text="Only for a Slack incoming-webhook sink: the URL Slack gave you (a secret, never shown again).")
+
+    class Meta:
+        model = NotificationSink
+        fields = ("name", "kind", "connection", "settings", "enabled")
+
+    def secrets(self) -> dict[str, str]:
+        value = (self.cleaned_data.get(WEBHOOK_URL_FIELD) or "") if hasattr(self, "cleaned_data") else ""
+        return {WEBHOOK_URL_FIELD: value} if value else {}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("kind") in KINDS:
+            # The service's own rules (connection type, settings, secrets), field by field.
+            problems = services.sink_check(cleaned["kind"], cleaned.get("connection"),
+                                           cleaned.get("settings") or {}, self.secrets())
+            for field, messages_ in problems.items():
+                self.add_error(field if field in self.fields else None, messages_)
+        return cleaned
+
+
 @admin.register(NotificationSink)
 class NotificationSinkAdmin(admin.ModelAdmin):
-    """Sinks are created through the API or `manage.py notifications` (a webhook sink's secret is
-    shown once there); here they are listed, edited through `sink_update` and tested."""
+    """Sinks are listed, added through `sink_create` (a generated secret is shown once on the page
+    that follows, never stored in a message), edited through `sink_update` and tested."""
 
     form = SinkForm
+    add_form = SinkAddForm
     list_display = ("name", "kind", "connection", "enabled", "updated_at")
     list_filter = ("kind", "enabled")
     search_fields = ("name",)
@@ -47,9 +84,53 @@ class NotificationSinkAdmin(admin.ModelAdmin):
     actions = ["send_test_alert"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+        return permissions.allowed(request.user, "notification_sink.add")
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return (*SinkAddForm.Meta.fields, WEBHOOK_URL_FIELD)
+        return super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else self.readonly_fields
+
+    @method_decorator(sensitive_post_parameters(WEBHOOK_URL_FIELD))
+    @method_decorator(never_cache)
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        return super().add_view(request, form_url, extra_context)
+
+    def response_add(self, request: HttpRequest, obj: NotificationSink, post_url_continue: Any = None) -> HttpResponse:
+        shown_once = getattr(request, "_sink_shown_once", None)
+        if not shown_once:
+            return super().response_add(request, obj, post_url_continue)
+        # The generated secret goes into this one response only: not a Django message (those can
+        # be stored in a cookie or the session), not the log, not the audit event.
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": f"Sink {obj.name} added",
+                   "subtitle": None, "sink": obj, "shown_once": sorted(shown_once.items()),
+                   "change_url": reverse("admin:notifications_notificationsink_change", args=[obj.pk])}
+        response = TemplateResponse(request, "admin/notifications/sink_created.html", context)
+        response["Cache-Control"] = "no-store, private"
+        response["Pragma"] = "no-cache"
+        response["Referrer-Policy"] = "no-referrer"
+        return response
 
     def save_model(self, request: HttpRequest, obj: NotificationSink, form: Any, change: bool) -> None:
+        if not change:
+            data = form.cleaned_data
+            connection = data["connection"].name if data["connection"] else None
+            created = services.sink_create(
+                name=data["name"], kind=data["kind"], connection=connection,
+                settings=data.get("settings") or {}, secrets=form.secrets(), enabled=bool(data.get("enabled")),
+                actor=request.user, request=request)
+            # The admin's own bookkeeping (LogEntry, redirects) reads the saved row.
+            obj.pk, obj.created_at, obj.updated_at = created.sink.pk, created.sink.created_at, created.sink.updated_at
+            request._sink_shown_once = created.shown_once  # type: ignore[attr-defined]  # read by response_add
+            return
         data = {name: form.cleaned_data[name] for name in form.changed_data}
         if "connection" in data:
             data["connection"] = data["connection"].name if data["connection"] else None

@@ -1,11 +1,13 @@
-/* Copy buttons (`button.console-copy` with `data-copy`): the text is on the page already, so
+/* Copy buttons (`button.console-copy` with `data-copy`, or `data-copy-from` naming an element): the text is on the page already, so
    without JavaScript it can still be selected by hand. A static file, not an inline script,
    so the Content-Security-Policy keeps script-src 'self' (issue 12 §6). */
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("button.console-copy").forEach(function (button) {
     button.addEventListener("click", function () {
-      var text = button.getAttribute("data-copy");
+      // data-copy-from="#id": copy that element's text, so a shown-once secret is in the page once.
+      var source = button.getAttribute("data-copy-from");
+      var text = source ? document.querySelector(source).textContent : button.getAttribute("data-copy");
       var label = button.textContent;
       var done = function () {
         button.textContent = "Copied";
