@@ -282,6 +282,15 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         "visibility_timeout": env_int("SYNTHORG_BROKER_VISIBILITY_TIMEOUT", 3600),
         "global_keyprefix": REDIS_KEY_PREFIX + "celery:",
     }
+if CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    # RabbitMQ (issue 15 §2): a publish returns once the broker has confirmed the message
+    # (publisher confirms), and task queues are quorum queues (replicated, durable; Celery then
+    # uses per-consumer QoS and RabbitMQ's native delayed delivery for countdowns). acks_late and
+    # reject_on_worker_lost below apply as with Redis; the results, limits and caches stay in Redis.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+    # Native delayed delivery (countdowns without holding a prefetch slot) needs a topic exchange.
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = (
     {"global_keyprefix": REDIS_KEY_PREFIX + "celery:"} if CELERY_RESULT_BACKEND.startswith("redis") else {}
 )
