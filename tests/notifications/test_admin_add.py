@@ -11,8 +11,8 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
-from notifications.models import NotificationSink
 from notifications import secrets as sink_secrets
+from notifications.models import NotificationSink
 from synthorg.models import AuditEvent
 from tests.notifications.conftest import http_connection, smtp_connection
 
