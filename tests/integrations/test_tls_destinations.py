@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from integrations import services
 from integrations.models import Connection
+from synthorg.errors import ValidationFailed
 from synthorg.http import URLRefused, http_request
 from tests.peers.http_peer import HttpPeer
 
@@ -114,3 +115,26 @@ def test_provider_stored_with_plain_http_resolves_no_key() -> None:
     with pytest.raises(provider_services.ProviderCredentialsUnavailable) as caught:
         provider_services.resolve_credentials(provider)
     assert caught.value.code == "provider_destination_insecure" and "sk-1" not in str(caught.value)
+
+
+def _url_fields() -> list[tuple[str, str]]:
+    from integrations.types import REGISTRY
+
+    return [(name, spec.name) for name, ctype in sorted(REGISTRY.items()) for spec in ctype.fields
+            if spec.kind == "url"]
+
+
+@pytest.mark.parametrize(("connection_type", "field"), _url_fields())
+def test_every_url_field_of_every_type_is_https_unless_loopback(connection_type: str, field: str) -> None:
+    # Generated from the registry: a new type's URL field cannot forget the rule.
+    from integrations.types import get_type
+    from tests.integrations.test_types_validation import VALID
+
+    spec = get_type(connection_type).field_map[field]
+    for validator in spec.validators:
+        validator("http://127.0.0.1:8080/x")  # loopback: accepted
+    with pytest.raises(ValidationFailed) as caught:
+        services.connection_create(name="c", connection_type=connection_type,
+                                   credentials={**VALID[connection_type], field: "http://internal.example:8080/x"})
+    assert any("must use https://" in rule for rule in caught.value.errors[f"credentials.{field}"])
+    assert not Connection.objects.exists()
