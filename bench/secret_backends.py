@@ -49,6 +49,8 @@ def main() -> None:
     from django.conf import settings
     from django.test.utils import setup_databases, setup_test_environment, teardown_databases
 
+    from integrations.models import Connection
+    from synthorg.config import reset_config_cache
     from tests.secret_backends.conftest import backend_overrides
     from tests.secret_backends.servers import start_bao, start_moto
 
@@ -67,7 +69,9 @@ def main() -> None:
                 "connections": {"reveal_rate_per_minute": 0},
                 "webhooks": {"rate_limit_rpm": 0, "flood_rpm_per_ip": 0},
             }
+            reset_config_cache()  # a plain assignment sends no setting_changed signal
             runs[name] = Run(name, args)
+            assert Connection.objects.get(name=runs[name].name).secret_backend == name
         for run in runs.values():
             run.reveals()
         # Ingest in turns of --chunk deliveries, the order rotating every turn, so a load change
@@ -154,6 +158,11 @@ class Run:
         client = Client()
         reads_before = managed.reads[self.backend]
         if not self.warmed:  # the first delivery reads the secret (the one cache miss): counted, not timed
+            from integrations import services
+            from webhooks import receiver
+
+            services.secret_cache_clear()
+            receiver.connection_cache_clear()
             first = post(client, self.name, "push", *self.signed[0])
             assert first.status_code == 202, first.content
             self.warmed = True
