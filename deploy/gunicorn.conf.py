@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from synthorg.shutdown import GRACEFUL_SECONDS
+
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
@@ -28,7 +30,9 @@ worker_class = "sync"
 # A worker silent for this long is killed and replaced (a request stuck in the application).
 timeout = _int("GUNICORN_TIMEOUT", 30)
 # On SIGTERM, requests in flight get this long to finish (docker-compose's stop_grace_period is longer).
-graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 25)
+# synthorg/shutdown.py holds it with the timeouts that must agree with it (SYNTHORG_GRACEFUL_SECONDS);
+# GUNICORN_GRACEFUL_TIMEOUT still overrides it for gunicorn alone.
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", GRACEFUL_SECONDS)
 # Idle keep-alive with nginx; above nginx's own upstream keepalive_timeout would waste workers.
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 # Recycle each worker after about this many requests (a leak never grows without bound); the

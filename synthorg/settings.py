@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import environ
 
+from synthorg.shutdown import VISIBILITY_TIMEOUT_SECONDS
 from synthorg.startup import ConfigurationError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -279,7 +280,7 @@ if CELERY_RESULT_BACKEND.startswith("file://"):
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Unacked messages come back after this; every countdown/eta must stay below it.
-        "visibility_timeout": env_int("SYNTHORG_BROKER_VISIBILITY_TIMEOUT", 3600),
+        "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,  # synthorg/shutdown.py: above every countdown
         "global_keyprefix": REDIS_KEY_PREFIX + "celery:",
     }
 if CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
