@@ -1,4 +1,5 @@
-"""Signed GitHub deliveries per second through the full receiver vs. a minimal baseline view.
+"""Signed GitHub deliveries per second through the full receiver vs. a minimal baseline view
+and the common floor (../shared/perf-floor/floor.py), in the same run.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/DB REDIS_URL=redis://127.0.0.1:6379/0 \\
         .venv/bin/python bench/webhook_ingest.py [--requests 4000] [--concurrency 16] [--rounds 5] \\
@@ -20,6 +21,13 @@ up first; then ``--rounds`` rounds alternate the order (baseline first, then pro
 p50/p99 latency of both and their ratio; the summary gives the median ratio and the spread.
 The run checks that every 202 left a stored delivery, and removes the Redis keys it wrote.
 Goal (issue 5): ratio >= 1.0 and p99 < 50 ms.
+
+The floor (issue 15 §7) is the naive receiver every receiver here is measured against: one
+Django view, no middleware, HMAC check, one INSERT, one Celery message to Redis. It runs from
+its own folder with gunicorn (the same workers), ``FLOOR_DB=pg`` on this run's database (its
+table ``delivery``) and ``FLOOR_BROKER`` on Redis database 14 (nothing consumes it; the key is
+removed afterwards); its bodies are signed with its own secret. Every round runs the three
+servers in a rotating order and prints project/floor next to project/baseline.
 """
 from __future__ import annotations
 
@@ -41,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+FLOOR_DIR = ROOT.parent / "shared" / "perf-floor"
+FLOOR_SECRET = b"It's a Secret to Everybody"
 SECRET = b"bench-signing-secret"
 BASELINE_TABLE = "bench_baseline_delivery"
 CONNECTION_NAME = "bench-gh"
@@ -101,14 +111,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def gunicorn(app: str, env: dict[str, str], args: argparse.Namespace, probe_path: str) -> tuple[
-        subprocess.Popen[bytes], int]:
+def gunicorn(app: str, env: dict[str, str], args: argparse.Namespace, probe_path: str,
+             cwd: Path = ROOT) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", app, "--workers", str(args.workers), "--worker-class",
                args.worker_class, "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
     if args.worker_class == "gthread":
         command += ["--threads", str(args.threads)]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -123,7 +133,7 @@ def gunicorn(app: str, env: dict[str, str], args: argparse.Namespace, probe_path
     raise SystemExit(f"{app} did not start")
 
 
-def signed_requests(count: int, tag: str) -> list[tuple[bytes, dict[str, str]]]:
+def signed_requests(count: int, tag: str, secret: bytes = SECRET) -> list[tuple[bytes, dict[str, str]]]:
     """Distinct, correctly signed GitHub deliveries (a nonce in every body: no replays)."""
     requests = []
     for index in range(count):
@@ -131,7 +141,7 @@ def signed_requests(count: int, tag: str) -> list[tuple[bytes, dict[str, str]]]:
                            "pull_request": {"title": "bench", "base": {"ref": "main"}}}).encode()
         requests.append((body, {"Content-Type": "application/json", "X-GitHub-Event": "pull_request",
                                 "X-GitHub-Delivery": str(uuid.uuid4()), "User-Agent": "GitHub-Hookshot/bench",
-                                "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()}))
+                                "X-Hub-Signature-256": "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()}))
     return requests
 
 
@@ -235,8 +245,11 @@ def main() -> int:
     connection.close()
 
     project_path = f"/api/v1/webhooks/{CONNECTION_NAME}/auto"
+    floor_env = floor_environment(env)
+    subprocess.run([sys.executable, "floor.py", "init"], cwd=FLOOR_DIR, env=floor_env, check=True)
     servers = []
-    rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    names = ("floor", "baseline", "project")
+    rounds: list[dict[str, dict[str, Any]]] = []
     accepted = 0
     try:
         project, project_port = gunicorn("synthorg.wsgi:application", env, args, project_path)
@@ -244,43 +257,71 @@ def main() -> int:
         baseline, baseline_port = gunicorn("bench.webhook_ingest:baseline_app", {**env, "BENCH_ROLE": "baseline"},
                                            args, "/hook")
         servers.append(baseline)
+        floor, floor_port = gunicorn("floor:application", floor_env, args, "/bare", cwd=FLOOR_DIR)
+        servers.append(floor)
         threads = f", {args.threads} threads each" if args.worker_class == "gthread" else ""
         print(f"{args.requests} distinct signed GitHub deliveries per server and round, {args.concurrency} "
-              f"connections, gunicorn {args.workers} {args.worker_class} workers{threads} for both; "
-              f"{args.rounds} rounds, order alternating; load average {os.getloadavg()[0]:.2f}")
-        targets = {"baseline": (baseline_port, "/hook"), "project": (project_port, project_path)}
-        for name, (port, path) in targets.items():
-            warm = load(port, path, signed_requests(args.warmup, f"warm-{name}"), args.concurrency)[2]
+              f"connections, gunicorn {args.workers} {args.worker_class} workers{threads} for all three; "
+              f"{args.rounds} rounds, order rotating; load average {os.getloadavg()[0]:.2f}")
+        targets = {"floor": (floor_port, "/ingest", FLOOR_SECRET), "baseline": (baseline_port, "/hook", SECRET),
+                   "project": (project_port, project_path, SECRET)}
+        for name, (port, path, secret) in targets.items():
+            warm = load(port, path, signed_requests(args.warmup, f"warm-{name}", secret), args.concurrency)[2]
             accepted += warm.get(202, 0) if name == "project" else 0
         for number in range(args.rounds):
-            order = ["baseline", "project"] if number % 2 == 0 else ["project", "baseline"]
+            order = [names[(number + offset) % 3] for offset in range(3)]
             figures: dict[str, dict[str, Any]] = {}
             for name in order:
-                port, path = targets[name]
-                batch = signed_requests(args.requests, f"{name}-{number}")
+                port, path, secret = targets[name]
+                batch = signed_requests(args.requests, f"{name}-{number}", secret)
                 figures[name] = summarise(*load(port, path, batch, args.concurrency))
                 if name == "project":
                     accepted += figures[name]["statuses"].get(202, 0)
-            ratio = figures["project"]["rate"] / figures["baseline"]["rate"]
-            print(f"round {number + 1} (load {os.getloadavg()[0]:.2f}): ratio project/baseline {ratio:.2f}")
-            print(line("baseline", figures["baseline"]))
-            print(line("project", figures["project"]))
-            rounds.append((figures["baseline"], figures["project"]))
+            print(f"round {number + 1} (load {os.getloadavg()[0]:.2f}, order {'/'.join(order)}): "
+                  f"project/floor {figures['project']['rate'] / figures['floor']['rate']:.2f}, "
+                  f"project/baseline {figures['project']['rate'] / figures['baseline']['rate']:.2f}")
+            for name in names:
+                print(line(name, figures[name]))
+            rounds.append(figures)
     finally:
         for server in servers:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
         removed = redis_cleanup(prefix)
-    ratios = sorted(project["rate"] / baseline["rate"] for baseline, project in rounds)
+        floor_cleanup()
     stored = Delivery.objects.filter(connection_name=CONNECTION_NAME).count() - stored_before
-    print(f"ratio project/baseline: median {statistics.median(ratios):.2f} (rounds: "
-          f"{', '.join(f'{r:.2f}' for r in ratios)})")
-    for index, name in enumerate(("baseline", "project")):
-        p50 = statistics.median(r[index]["p50"] for r in rounds)
-        p99 = statistics.median(r[index]["p99"] for r in rounds)
-        print(f"  {name:9s} median p50 {p50:6.1f} ms  median p99 {p99:6.1f} ms")
+    for reference in ("floor", "baseline"):
+        ratios = sorted(r["project"]["rate"] / r[reference]["rate"] for r in rounds)
+        print(f"ratio project/{reference}: median {statistics.median(ratios):.2f} (rounds: "
+              f"{', '.join(f'{r:.2f}' for r in ratios)})")
+    for name in names:
+        p50 = statistics.median(r[name]["p50"] for r in rounds)
+        p99 = statistics.median(r[name]["p99"] for r in rounds)
+        rate = statistics.median(r[name]["rate"] for r in rounds)
+        print(f"  {name:9s} median {rate:7.1f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
     print(f"project: {accepted} answered 202, {stored} deliveries stored; {removed} bench Redis keys removed")
     return 0 if stored == accepted else 1
+
+
+FLOOR_REDIS_DB = 14
+
+
+def floor_environment(env: dict[str, str]) -> dict[str, str]:
+    """The floor's own variables, on this run's PostgreSQL database and a Redis database of its own."""
+    from urllib.parse import urlsplit
+
+    database = urlsplit(env["DATABASE_URL"]).path.lstrip("/")
+    redis_url = urlsplit(env["REDIS_URL"])
+    return {**env, "FLOOR_DB": "pg", "FLOOR_PGDB": database,
+            "FLOOR_BROKER": f"redis://{redis_url.hostname}:{redis_url.port or 6379}/{FLOOR_REDIS_DB}"}
+
+
+def floor_cleanup() -> None:
+    """The floor's messages (nothing consumes them) leave with its queue key."""
+    import redis
+
+    client = redis.Redis.from_url(floor_environment(dict(os.environ))["FLOOR_BROKER"])
+    client.delete("celery")
 
 
 if __name__ == "__main__":
