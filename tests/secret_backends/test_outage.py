@@ -86,3 +86,28 @@ def test_receiver_cache_hit_needs_no_manager(secret_backend: str, outage: Any) -
     body = github_body(2)
     assert post(Client(), "gh2", "push", body, github_headers(body, delivery="d-2")).status_code in (200, 202)
     services.secret_cache_clear()
+
+
+def test_the_sweep_records_the_outage_without_moving_the_status(secret_backend: str, outage: Any) -> None:
+    from integrations.health import connections_probe
+    from integrations.models import HealthEvent
+
+    connection = make_github("swept")
+    Connection.objects.filter(pk=connection.pk).update(health_status="degraded", health_consecutive_failures=2)
+    managed.cache_clear()
+    outage(True)
+    for _ in range(5):  # far past the unhealthy threshold, had these counted as failures
+        connections_probe([connection.pk], threads=1)
+    connection.refresh_from_db()
+    assert (connection.health_status, connection.health_consecutive_failures) == ("degraded", 2)
+    events = HealthEvent.objects.filter(connection=connection)
+    assert events.count() == 5
+    assert {e.detail for e in events} == {"secrets unavailable: secret backend unavailable"}
+    assert {(e.previous_status, e.status) for e in events} == {("degraded", "degraded")}
+
+
+def test_the_deletion_retry_is_a_periodic_task() -> None:
+    from synthorg import periodic
+
+    task = periodic.registered()["synthorg:secret-deletions-retry"]
+    assert task.task == "integrations.secret_deletions_retry"
