@@ -85,7 +85,8 @@ class Connection(models.Model):
 
 
 class SecretRecord(models.Model):
-    """Fernet ciphertext of a JSON object of secret fields. Never holds plaintext."""
+    """Fernet ciphertext of a JSON object of secret fields, or under a secret manager a reference
+    to it (``ref:<backend>:<version>:<path or ARN>``, `integrations.secrets.managed`). Never plaintext."""
 
     class Purpose(models.TextChoices):
         CREDENTIALS = "credentials", "Connection credentials"
