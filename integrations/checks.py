@@ -74,7 +74,7 @@ def check_secret_backend(app_configs: Any = None, **kwargs: Any) -> list[checks.
     try:
         ring = load_keyring()
     except MasterKeyError as exc:
-        if backend.backend_type in MANAGED_BACKENDS and not _fernet_secrets_left():
+        if backend.backend_type in MANAGED_BACKENDS and not fernet_secrets_left():
             # The master key is needed only while encrypted_sqlite still holds something.
             return problems
         if backend.backend_type == "env_var":
@@ -121,7 +121,7 @@ def _secret_manager_problem(name: str) -> checks.CheckMessage | None:
     return None
 
 
-def _fernet_secrets_left() -> bool:
+def fernet_secrets_left() -> bool:
     """Whether any secret is still a Fernet token (stored by encrypted_sqlite) in the database."""
     from integrations.models import SecretRecord
     from integrations.secrets import managed

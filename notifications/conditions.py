@@ -91,14 +91,17 @@ def outbox_backlog(now: datetime) -> Facts:
 def secrets_unavailable(now: datetime) -> Facts:
     """A backend is unavailable when the keyring fails its key check, or the last health check
     of a connection stored there could not read its secrets."""
+    from integrations.checks import fernet_secrets_left
+    from integrations.secrets.base import SecretUnavailable
     from integrations.secrets.fernet import key_check_passes, keyring
-    from integrations.secrets.keys import MasterKeyError
 
     facts: Facts = {}
     try:
         passes = key_check_passes(keyring())
-    except MasterKeyError:
-        passes = False
+    except SecretUnavailable:
+        # No usable master key is a problem only while encrypted_sqlite still holds a secret
+        # (with a secret manager the key is not needed once everything has moved).
+        passes = False if fernet_secrets_left() else None
     if passes is False:
         facts["secrets:encrypted_sqlite"] = {"title": "The master key cannot decrypt the stored secrets",
                                              "details": {"backend": "encrypted_sqlite"}}

@@ -203,3 +203,19 @@ def test_each_rule_keeps_its_own_threshold(sink) -> None:
     assert [p.rule.name for p in _live("credential.expiring")] == ["month"]
     services.problems_evaluate(now=now + timedelta(days=8), events=["credential.expiring"])
     assert sorted(p.rule.name for p in _live("credential.expiring")) == ["month", "week"]
+
+
+def test_missing_master_key_is_no_problem_once_nothing_is_stored_by_encrypted_sqlite(monkeypatch) -> None:
+    # With a secret manager the key is needed only while encrypted_sqlite still holds a secret;
+    # the evaluator must neither raise nor announce a problem without it.
+    monkeypatch.delenv("SYNTHORG_MASTER_KEY")
+    services.problems_evaluate(events=["secrets.unavailable"])
+    assert not _live("secrets.unavailable")
+
+
+def test_missing_master_key_while_encrypted_secrets_remain_is_a_problem(sink, monkeypatch) -> None:
+    http_connection("http://127.0.0.1:9/x", name="fernet-held")  # stored by encrypted_sqlite
+    monkeypatch.delenv("SYNTHORG_MASTER_KEY")
+    services.problems_evaluate(events=["secrets.unavailable"])
+    [problem] = _live("secrets.unavailable")
+    assert problem.subject == "secrets:encrypted_sqlite"
