@@ -74,7 +74,11 @@ class ConnectionType:
 # with, so what a field accepts and where the service connects are decided by one parser.
 
 def http_url(value: Any) -> None:
-    """An http(s) URL both parsers read alike: no backslash, user info, whitespace, control chars."""
+    """An http(s) URL both parsers read alike: no backslash, user info, whitespace, control chars.
+
+    Only for a URL no secret is sent to; every URL that receives a secret uses
+    ``https_url_unless_loopback`` (issue 12: never in clear text past this machine).
+    """
     url_policy.check_url(value)
 
 
