@@ -101,3 +101,20 @@ def test_email_sink_to_loopback_without_tls_authenticates_once(plain_peer: SmtpP
               "password": PASSWORD}
     assert email.send(sink=_Sink(), message=_Message(), values=values, thread_root=None, timeout=5.0) == 250
     assert plain_peer.logins == [("bob", True)]
+
+
+@pytest.mark.django_db
+def test_admin_add_shows_the_rule_on_use_tls(superuser: Any) -> None:
+    from django.test import Client
+    from django.urls import reverse
+
+    client = Client()
+    client.force_login(superuser)
+    data = {"name": "mail", "field_host": "smtp.example.com", "field_port": "587", "field_username": "bot",
+            "field_password": PASSWORD, "field_use_tls": "false", "rate_limit_rpm": "0", "rate_limit_burst": "0",
+            "rate_limit_max_concurrent": "0", "metadata": "{}"}
+    response = client.post(f"{reverse('admin:integrations_connection_add')}?name=mail&connection_type=smtp", data)
+    assert response.status_code == 200
+    assert "clear text" in response.context["adminform"].form.errors["field_use_tls"][0]
+    assert PASSWORD not in response.content.decode()
+    assert not Connection.objects.exists()
