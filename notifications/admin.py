@@ -86,6 +86,14 @@ class NotificationSinkAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return permissions.allowed(request.user, "notification_sink.add")
 
+    # Deletes go through the service: it destroys the sink's secret in a secret manager too.
+    def delete_model(self, request: HttpRequest, obj: NotificationSink) -> None:
+        services.sink_delete(sink_id=obj.pk, actor=request.user, request=request)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[NotificationSink]) -> None:
+        for pk in queryset.values_list("pk", flat=True):
+            services.sink_delete(sink_id=pk, actor=request.user, request=request)
+
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:
             kwargs["form"] = self.add_form

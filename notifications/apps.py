@@ -22,6 +22,12 @@ class NotificationsConfig(AppConfig):
         dashboard.register("problems", problems_card)
         rotation.register("notifications", lambda *, actor=None: rotation.rotate_fields(
             (NotificationSink, "secret_ciphertext", "secret_key_id")))
+        from integrations.secrets import managed
+
+        # Under a secret manager the sink's secret lives there (issue 14); a sink outlives its
+        # connection (SET_NULL), so a connection's delete leaves the sink's secret alone.
+        managed.register_column(managed.SealedColumn(managed.NOTIFICATION_SINKS, NotificationSink,
+                                                     "secret_ciphertext", "secret_key_id", connection_field=None))
         periodic.register("notifications-evaluate", "notifications.problems_evaluate",
                           lambda cfg: EVALUATE_INTERVAL_SECONDS)
         from django.conf import settings

@@ -138,8 +138,14 @@ def sink_values(sink: NotificationSink) -> dict[str, Any]:
 
 def deliver(sink: NotificationSink, message: Message, *, root: str | None) -> int | None:
     """One send through the sink's kind, under its connection's rate limit."""
+    from integrations.secrets.base import SecretBackendUnavailable
+
     kind = KINDS[sink.kind]
-    values = sink_values(sink)
+    try:
+        values = sink_values(sink)
+    except SecretBackendUnavailable as exc:  # the secret manager is down: the alert waits, not fails
+        raise TransientError(f"sink {sink.name}: secret backend unavailable",
+                             retry_after=exc.retry_after) from None
     if sink.connection is None:
         return kind.send(sink=sink, message=message, values=values, thread_root=root, timeout=SEND_TIMEOUT_SECONDS)
     from integrations.ratelimit import RateLimitExceeded, with_connection_rate_limit

@@ -16,7 +16,7 @@ from integrations.models import Connection
 from notifications import conditions, problems, sending
 from notifications.event_types import EVENT_TYPES
 from notifications.models import Alert, AlertRule, NotificationSink, Problem
-from notifications.secrets import sink_secrets_read, sink_secrets_write
+from notifications.secrets import sink_secrets_destroy_after_commit, sink_secrets_read, sink_secrets_write
 from notifications.sinks import KINDS
 from synthorg.audit import audit_record
 from synthorg.errors import Conflict, NotFound, ValidationFailed
@@ -87,9 +87,13 @@ def sink_create(*, name: str, kind: str, connection: str | None = None, settings
     generated = KINDS[kind].generated_secret
     shown = generated() if generated else {}
     with transaction.atomic():
-        sink = NotificationSink(name=name, kind=kind, connection=target, settings=settings, enabled=enabled)
-        sink_secrets_write(sink, {**secrets, **shown})
-        sink.save()
+        sink = NotificationSink.objects.create(name=name, kind=kind, connection=target, settings=settings,
+                                               enabled=enabled)
+        # After the row exists: a secret manager keys the secret by the sink's id. A backend that
+        # refuses rolls the row back with it (a 503, nothing stored).
+        if secrets or shown:
+            sink_secrets_write(sink, {**secrets, **shown})
+            sink.save(update_fields=["secret_ciphertext", "secret_key_id"])
         audit_record(action="notifications.sink_create", target=name, target_type="notification_sink", actor=actor,
                      request=request, details={"kind": kind, "connection": target.name if target else None})
     return SinkCreated(sink=sink, shown_once=shown)
@@ -145,8 +149,11 @@ def sink_update(*, sink_id: Any, data: Mapping[str, Any], actor: Any = None,
 
 def sink_delete(*, sink_id: Any, actor: Any = None, request: HttpRequest | None = None) -> None:
     with transaction.atomic():
-        sink = sink_get(sink_id)
+        sink = NotificationSink.objects.select_for_update().filter(pk=sink_id).first()
+        if sink is None:
+            raise NotFound("No such sink.", code="sink_not_found")
         name = sink.name
+        sink_secrets_destroy_after_commit(sink, actor=actor)
         sink.delete()
         audit_record(action="notifications.sink_delete", target=name, target_type="notification_sink",
                      actor=actor, request=request)

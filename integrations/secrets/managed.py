@@ -38,6 +38,7 @@ WEBHOOK_ENDPOINTS = "webhook-endpoints"
 PROVIDERS = "providers"
 OAUTH_DEVICE_CODES = "oauth-device-codes"
 OAUTH_STATES = "oauth-states"
+NOTIFICATION_SINKS = "notification-sinks"
 # Retry of a failed destroy: first after this, doubling up to a day.
 DELETION_RETRY_SECONDS = 60
 
@@ -289,14 +290,16 @@ def unseal(stored: str) -> dict[str, str]:
 @dataclass(frozen=True)
 class SealedColumn:
     """A column holding `seal` output: ``kind`` names its secrets, ``owner_attr`` the row
-    attribute that is the owner id in their path, ``connection_field`` the FK to the connection."""
+    attribute that is the owner id in their path, ``connection_field`` the FK to the connection
+    whose delete destroys them (None: the owner outlives its connection, e.g. a notification sink
+    whose FK is SET_NULL; its own delete destroys its secret)."""
 
     kind: str
     model: Any
     field: str
     key_field: str | None = None
     owner_attr: str = "pk"
-    connection_field: str = "connection"
+    connection_field: str | None = "connection"
 
 
 _columns: list[SealedColumn] = []
@@ -315,6 +318,8 @@ def owned_refs(connection: Any) -> list[tuple[str, str]]:
     """``(reference, owner)`` of every secret-manager secret a connection's dependants hold."""
     found: list[tuple[str, str]] = []
     for column in _columns:
+        if column.connection_field is None:
+            continue
         rows = (column.model.objects.filter(**{column.connection_field: connection,
                                                f"{column.field}__startswith": REF_PREFIX})
                 .values_list(column.field, column.owner_attr))
