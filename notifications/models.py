@@ -29,7 +29,8 @@ class NotificationSink(models.Model):
                                    related_name="+")
     # Non-secret settings: email {"to": [...], "from_address": ...}, slack {"channel": ...}.
     settings = models.JSONField(default=dict, blank=True)
-    # Fernet ciphertext of {"signing_secret": "whsec_..."} or {"webhook_url": ...}; never plaintext.
+    # {"signing_secret": "whsec_..."} or {"webhook_url": ...} through the configured secret backend
+    # (notifications.secrets): a Fernet token, or a secret manager's `ref:...`; never plaintext.
     secret_ciphertext = models.TextField(blank=True)
     secret_key_id = models.CharField(max_length=16, blank=True)
     enabled = models.BooleanField(default=True)
