@@ -49,9 +49,10 @@ def broker_ready(timeout: float = 2.0) -> tuple[bool, str]:
     return True, "ok"
 
 
-def secret_backend_ready() -> tuple[bool, str] | None:
+def secret_backend_ready() -> tuple[bool, str, dict[str, Any]] | None:
     """The configured secret manager (issue 14): reachable, unsealed, authenticated. None when
-    secrets live in the database or the environment (nothing more to ask)."""
+    secrets live in the database or the environment (nothing more to ask). The third item is
+    the three answers for /readyz, without the error text (it may name a URL or a path)."""
     from integrations.secrets import managed
     from synthorg.config import get_config
 
@@ -59,12 +60,13 @@ def secret_backend_ready() -> tuple[bool, str] | None:
     if name not in managed.MANAGED_BACKENDS:
         return None
     state = managed.manager(name).status()
+    parts = {"backend": name, **{key: bool(state[key]) for key in ("reachable", "unsealed", "authenticated")}}
     if state["ok"]:
-        return True, "ok"
+        return True, "ok", parts
     reason = ("unreachable" if not state["reachable"] else "sealed" if not state["unsealed"]
               else "not authenticated")
     logger.warning("readiness: secret backend %s %s", name, reason)
-    return False, reason
+    return False, reason, parts
 
 
 def readiness() -> dict[str, Any]:
@@ -76,4 +78,5 @@ def readiness() -> dict[str, Any]:
     if secrets is not None:
         ready = ready and secrets[0]
         checks["secret_backend"] = secrets[1]
+        checks["secret_manager"] = secrets[2]
     return {"ready": ready, "checks": checks}

@@ -73,3 +73,5 @@ def test_master_key_is_needed_only_while_encrypted_sqlite_holds_something(
 def test_readyz_names_the_secret_manager(secret_backend: str) -> None:
     response = Client().get("/readyz")
     assert response.json()["checks"]["secret_backend"] == "ok"
+    assert response.json()["checks"]["secret_manager"] == {
+        "backend": secret_backend, "reachable": True, "unsealed": True, "authenticated": True}

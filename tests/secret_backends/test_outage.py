@@ -64,6 +64,9 @@ def test_manager_down_then_back(secret_backend: str, outage: Any, operator_user:
     assert delivery.status_code == 503 and int(delivery["Retry-After"]) > 0
     ready = Client().get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["secret_backend"] != "ok"
+    parts = ready.json()["checks"]["secret_manager"]
+    assert parts["backend"] == secret_backend and not (parts["reachable"] and parts["unsealed"]
+                                                       and parts["authenticated"])
     grant = api.post("/api/v1/oauth/initiate", {"connection_name": "app", "grant_type": "client_credentials"},
                      format="json")
     assert grant.status_code == 503 and grant.json()["code"] == "secret_backend_unavailable"
