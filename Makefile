@@ -5,7 +5,7 @@ VPY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install install-dev npm browser clean-var
+.PHONY: run test lint install install-dev npm system-packages clean-var
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,17 +28,15 @@ npm:
 	@if [ -f tests/peers/package-lock.json ]; then \
 		cd tests/peers && npm ci --no-audit --no-fund --loglevel=error; fi
 
-# Debian's Chromium for the browser tests (Playwright drives it; it never downloads one).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-		else echo "browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
+# Debian's packages the tests run as real peers (Chromium for the browser tests, nginx, Prometheus,
+# RabbitMQ), installed when missing; Playwright drives Debian's Chromium and never downloads one.
+system-packages:
+	@bash .ci/system-packages
 
 run: install
 	SYNTHORG_DEV=1 HOST=$(HOST) PORT=$(PORT) $(VPY) -m synthorg.embedded
 
-test: install-dev npm browser
+test: install-dev npm system-packages
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

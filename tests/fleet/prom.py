@@ -19,7 +19,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "synthorg.json"
 
 def binary(name: str) -> str:
     path = shutil.which(name)
-    assert path, f"{name} is missing: apt-get install prometheus (.ci/run installs it)"
+    assert path, f"{name} is missing: apt-get install prometheus (make test and .ci/run install it: .ci/system-packages)"
     return path
 
 

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 def rabbit_node(tmp_path: Path) -> rabbit.RabbitNode:
     if not rabbit.available():
         if REQUIRE_SERVICES:
-            pytest.fail("rabbitmq-server is missing (.ci/run installs it)")
+            pytest.fail("rabbitmq-server is missing (make test and .ci/run install it: .ci/system-packages)")
         pytest.skip("needs rabbitmq-server")
     node = rabbit.RabbitNode(tmp_path / "rabbitmq")
     yield node
