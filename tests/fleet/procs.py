@@ -15,6 +15,24 @@ from tests.webhooks.processes import Proc, wait_until
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 
 
+def restartable_port() -> int:
+    """A free port below the ephemeral range, for a server restarted on the same port: an
+    ephemeral port could be taken as some client's source port while the server is down."""
+    import random
+    import socket
+
+    low, _high = (int(part) for part in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    for _ in range(200):
+        port = random.randint(max(1024, low - 12000), low - 1)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below the ephemeral range")
+
+
 def gunicorn(env: dict[str, str], log_dir: Path, name: str = "gunicorn", workers: int = 2,
              port: int | None = None) -> tuple[Proc, str]:
     port = port or free_port()

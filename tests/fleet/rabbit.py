@@ -10,7 +10,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.e2e.embedded import free_port
+from tests.fleet.procs import restartable_port
 from tests.webhooks.processes import Proc, wait_until
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
@@ -24,10 +24,11 @@ def available() -> bool:
 class RabbitNode:
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.port = free_port()
+        # Kept across a restart of the node, so outside the ephemeral range.
+        self.port = restartable_port()
         self.name = f"synthorg-test-{self.port}@localhost"
-        self.dist_port = free_port()
-        self.epmd_port = free_port()
+        self.dist_port = restartable_port()
+        self.epmd_port = restartable_port()
         self.proc: Proc | None = None
         (base / "home").mkdir(parents=True, exist_ok=True)
         (base / "log").mkdir(exist_ok=True)

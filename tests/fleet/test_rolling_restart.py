@@ -25,7 +25,6 @@ from urllib3.exceptions import NewConnectionError
 from integrations import services as connection_services
 from oauthflow import services as oauth_services
 from oauthflow.models import OAuthToken
-from tests.e2e.embedded import free_port
 from tests.fleet import procs
 from tests.peers.oidc_peer import OIDCClient, OIDCPeer
 from tests.webhooks import processes
@@ -140,7 +139,7 @@ def test_rolling_restart_of_every_process_loses_nothing(tmp_path: Path, postgres
                                 publish_stuck_seconds=3, publish_sweep_interval_seconds=1)
     env.update({"SYNTHORG_CFG__OAUTH__AUTO_REFRESH_THRESHOLD_SECONDS": "15",
                 "SYNTHORG_CFG__BEAT__TAKEOVER_SECONDS": "3"})
-    ports = {"web-a": free_port(), "web-b": free_port()}
+    ports = {"web-a": procs.restartable_port(), "web-b": procs.restartable_port()}
     running: dict[str, processes.Proc] = {}
     generation = {"n": 0}
 
