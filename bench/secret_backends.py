@@ -74,6 +74,13 @@ def main() -> None:
             assert Connection.objects.get(name=runs[name].name).secret_backend == name
         for run in runs.values():
             run.reveals()
+        # Set up: freeze the heap as a served process does (synthorg/wsgi.py). Unfrozen, each full
+        # GC pass walked this process's start-up objects (and the in-process moto server's) for
+        # 0.2-0.3 s; the few in a run fell at random on one backend's turns and swung its ratio
+        # by several percent, more than the backends differ.
+        from synthorg.gc_startup import freeze_startup_heap
+
+        freeze_startup_heap()
         # Ingest in turns of --chunk deliveries, the order rotating every turn, so a load change
         # on the (shared) machine hits every backend alike.
         turn = 0

@@ -9,6 +9,7 @@ import sys
 
 from django.core.wsgi import get_wsgi_application
 
+from synthorg.gc_startup import freeze_startup_heap
 from synthorg.startup import check_or_exit, exit_on_configuration_error
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "synthorg.settings")
@@ -32,6 +33,8 @@ try:
 
         application = receiver_fast_path(get_wsgi_application())
     check_or_exit()
+    # Loaded and checked: the start-up heap stays out of every later full GC pass.
+    freeze_startup_heap()
 except SystemExit as stop:
     if stop.code in (0, None):
         raise
