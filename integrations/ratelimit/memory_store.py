@@ -4,11 +4,12 @@ The shared stores (`RedisStore`, `DatabaseStore`) are the rule; this one is neve
 as a backend. It exists for one case (issue 13): when the shared limiter is unreachable, the
 receiver keeps admitting signed deliveries under per-process buckets (each a share of the
 shared budget) instead of refusing them all with 503. Same GCRA as the shared stores, on
-``time.monotonic()``, under one lock; idle keys are dropped so a flood of addresses cannot
+``time.monotonic()``, under one lock; idle (then the least drained) keys are dropped so a flood of addresses cannot
 grow it without bound.
 """
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections.abc import Callable
@@ -92,7 +93,13 @@ class MemoryStore:
 
     def _forget_idle(self, now: float) -> None:
         # A key whose theoretical arrival time has passed holds its whole budget again:
-        # forgetting it changes nothing. If none has, forget everything (a flood of addresses).
+        # forgetting it changes nothing. When too few have, the keys nearest to a full budget
+        # go, never everything: wiping all would refill a drained connection bucket for anyone
+        # who floods fresh addresses. A tenth at once, so a flood costs one scan per
+        # MAX_KEYS // 10 new keys under the lock, not one per request.
+        batch = max(1, MAX_KEYS // 10)
         idle = [key for key, tat in self._tat.items() if tat <= now]
-        for key in idle or list(self._tat):
+        if len(idle) < batch:
+            idle = heapq.nsmallest(batch, self._tat, key=self._tat.__getitem__)
+        for key in idle:
             del self._tat[key]

@@ -150,3 +150,18 @@ def test_expired_lease_cannot_be_renewed(store: RateLimitStore, key: str, t0: fl
 def test_leases_and_request_budget_of_one_key_are_separate(store: RateLimitStore, key: str, t0: float) -> None:
     assert take(store, key, "a", t0, limit=1).allowed
     assert store.acquire(key, rpm=60, burst=0, now=t0).allowed
+
+
+def test_memory_store_flood_of_new_keys_keeps_a_drained_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Redis down, the receiver's per-process buckets: a flood of fresh addresses filling the
+    # store must not hand a drained bucket (a connection's limit) its whole budget again.
+    from integrations.ratelimit import memory_store
+
+    monkeypatch.setattr(memory_store, "MAX_KEYS", 20)
+    store = MemoryStore(monotonic=lambda: 1000.0)
+    assert store.acquire("webhook-conn:busy", rpm=1, burst=0, now=1000.0).allowed
+    assert not store.acquire("webhook-conn:busy", rpm=1, burst=0, now=1000.0).allowed
+    for i in range(100):
+        store.acquire(f"webhook-ip:10.0.0.{i}", rpm=60, burst=59, now=1000.0)
+    assert len(store._tat) <= 20
+    assert not store.acquire("webhook-conn:busy", rpm=1, burst=0, now=1000.0).allowed
