@@ -109,11 +109,6 @@ class VaultManager:
                 self._client = self._renew_or_login(self._client)
             return self._client
 
-    def relogin(self) -> hvac.Client:
-        with self._lock:
-            self._client = self._login()
-            return self._client
-
     def _call(self, operation: Callable[[hvac.Client], T], what: str) -> T:
         """Run ``operation`` with a logged-in client: one re-login and retry on 403; an
         unreachable or sealed server is SecretBackendUnavailable."""
