@@ -78,6 +78,14 @@ class DeliveryAdmin(RecordAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return self.get_fields(request, obj)
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        # The changelist accepts any ?<field>__<lookup>= on a local field: filtering on the payload
+        # (or the raw body) would tell a user without the payload permission what it contains.
+        if lookup.split("__", 1)[0] in ("payload", "body") and not (
+                request is not None and permissions.allowed(request.user, PAYLOAD_ACTION)):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
     @admin.display(description="payload")
     def payload_withheld(self, obj: Delivery) -> str:
         return f"(withheld: viewing payloads needs the {permissions.need(PAYLOAD_ACTION).describe()} permission)"

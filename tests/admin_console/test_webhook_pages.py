@@ -55,6 +55,20 @@ def test_payload_is_shown_only_with_the_permission(console: Callable[..., Consol
     assert PAYLOAD_CANARY in shown
 
 
+def test_payload_cannot_be_probed_through_changelist_lookups(console: Callable[..., ConsoleClient],
+                                                              github: Connection) -> None:
+    # Django's admin accepts any ?<local field>__<lookup>= on its changelist: without this rule a
+    # user lacking view_delivery_payload learned payload contents by which rows matched.
+    delivery(github)
+    viewer = console("webhooks.view_delivery")
+    reader = console("webhooks.view_delivery", "webhooks.view_delivery_payload")
+
+    for probe in ({"payload__secret_note": PAYLOAD_CANARY}, {"payload__icontains": "CANARY"},
+                  {"body__exact": "{}"}):
+        assert viewer.get(DELIVERIES, probe).status_code == 400, probe
+    assert reader.get(DELIVERIES, {"payload__secret_note": PAYLOAD_CANARY}).context["cl"].result_count == 1
+
+
 def test_activity_log_filters_by_outcome_and_by_the_last_hour(root_console: ConsoleClient,
                                                               github: Connection) -> None:
     delivery(github, event_type="recent.accepted")
