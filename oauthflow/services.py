@@ -32,7 +32,7 @@ from integrations import selectors as connection_selectors
 from integrations import services as connection_services
 from integrations.models import Connection
 from integrations.secrets import fernet, managed
-from integrations.secrets.base import SecretUnavailable
+from integrations.secrets.base import SecretBackendUnavailable, SecretUnavailable
 from oauthflow import grants
 from oauthflow.grants import OAuthClient, TokenEndpointError, TokenSet
 from oauthflow.models import GrantType, OAuthDeviceFlow, OAuthState, OAuthToken
@@ -345,9 +345,16 @@ def authorization_complete(*, state: str, code: str = "", error: str = "", error
     if not code:
         return finish(OAuthState.Outcome.FAILED, "missing_code", "The provider sent neither a code nor an error.")
     verifier = None
-    if row.verifier_ciphertext:
-        verifier = managed.unseal(row.verifier_ciphertext).get("code_verifier")
-    client = oauth_client(row.connection)
+    try:
+        if row.verifier_ciphertext:
+            verifier = managed.unseal(row.verifier_ciphertext).get("code_verifier")
+        client = oauth_client(row.connection)
+    except SecretBackendUnavailable:
+        # Nothing was sent to the provider yet and the code is still good: give the claim back,
+        # so the same callback completes once the manager is back (not `in_progress` for ever).
+        OAuthState.objects.filter(pk=row.pk, outcome=OAuthState.Outcome.IN_PROGRESS).update(
+            consumed_at=None, outcome=OAuthState.Outcome.PENDING)
+        raise
     try:
         tokens = grants.exchange_code(client, code=code, redirect_uri=row.redirect_uri, code_verifier=verifier)
     except TokenEndpointError as exc:

@@ -94,3 +94,26 @@ def test_provider_embedded_credentials_live_in_the_manager(secret_backend: str,
         provider_services.provider_delete(name="p")
     with pytest.raises(SecretUnavailable):
         manager_read(secret_backend, managed.PROVIDERS, provider.pk)
+
+
+def test_manager_down_at_the_callback_leaves_the_state_retryable(
+    oauth_ready: str, make_connection: Any, oidc: OIDCPeer, operator_client: Any, client: Any,  # noqa: F811
+    request: pytest.FixtureRequest,
+) -> None:
+    """The verifier cannot be read (manager down) before the code is exchanged: 503, and the same
+    callback completes once the manager is back, instead of a state stuck in `in_progress`."""
+    connection = make_connection()
+    response = operator_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json")
+    assert response.status_code == 200, response.content
+    redirect = oidc.complete_authorization(response.json()["authorization_url"])
+    server = request.getfixturevalue("bao" if oauth_ready == managed.VAULT else "moto")
+    managed.cache_clear()  # another process: nothing of this flow cached
+    server.seal() if oauth_ready == managed.VAULT else server.stop()
+    try:
+        page = client.get(redirect[len(BASE):])
+    finally:
+        server.unseal() if oauth_ready == managed.VAULT else server.start()
+    assert page.status_code == 503
+    assert OAuthState.objects.get().outcome == OAuthState.Outcome.PENDING
+    page = client.get(redirect[len(BASE):])
+    assert page.status_code == 200 and b'data-outcome="succeeded"' in page.content
