@@ -229,3 +229,10 @@ def test_compose_renders_the_template_into_a_valid_nginx_conf(tmp_path: Path) ->
                             "-e", str(tmp_path / "error.log"), "-g", f"pid {tmp_path / 'nginx.pid'};"],
                            capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
+
+
+def test_metrics_are_not_served_through_the_front_door(front_door: FrontDoor) -> None:
+    # Behind a proxy on the same host every client is loopback to gunicorn, which the metrics
+    # endpoint admits by default: nginx refuses the path itself.
+    status, _body, _ = front_door.request("GET", "/metrics", source="127.0.0.1")
+    assert status == 404
