@@ -129,7 +129,8 @@ def webhook_answered(*, connection_type: str | None, connection_name: str | None
     outcome = _OUTCOMES.get(status, "rejected" if status < 500 else "error")
     if status == 200:
         outcome = "duplicate" if duplicate else "challenge"
-    name = connection_name if connection_name and per_connection() else ""
+    # A name only for a known connection (its type is known): a URL's made-up name is no series.
+    name = connection_name if connection_type and connection_name and per_connection() else ""
     _child(_deliveries, WEBHOOK_DELIVERIES, (connection_type or "unknown", outcome, name)).inc()
     WEBHOOK_RECEIVE_SECONDS.observe(seconds)
 
@@ -174,7 +175,7 @@ def _cached_connection_type(connection_name: str) -> str | None:
 
 def webhook_rejected(*, connection_type: str | None, connection_name: str | None, reason: str) -> None:
     # Reasons are the receiver's codes (a fixed set); unknown connections share one series.
-    name = connection_name if connection_name and per_connection() else ""
+    name = connection_name if connection_type and connection_name and per_connection() else ""
     _child(_rejections, WEBHOOK_REJECTIONS, (connection_type or "unknown", reason, name)).inc()
 
 

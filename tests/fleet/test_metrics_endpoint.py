@@ -115,3 +115,13 @@ def test_the_worker_can_serve_metrics_itself(integrations_config: Any) -> None:
     assert requests.get(f"http://127.0.0.1:{port}/other", timeout=10).status_code == 404
     integrations_config({"metrics": {"allowed_networks": []}})
     assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).status_code == 403
+
+
+def test_unknown_connection_names_never_become_series(client: Client, integrations_config: Any) -> None:
+    # Per-connection series are for the operator's connections: a name from the URL that no
+    # connection has would let anyone add a series per request (unbounded memory and /metrics).
+    integrations_config({"metrics": {"per_connection": True}})
+    response = client.post("/api/v1/webhooks/nosuch-conn-7f3a/push", data=b"{}", content_type="application/json")
+    assert response.status_code == 401  # unknown connections are answered like bad signatures
+    text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert "nosuch-conn-7f3a" not in text
