@@ -362,8 +362,15 @@ def authorization_complete(*, state: str, code: str = "", error: str = "", error
                        details={"grant_type": GrantType.AUTHORIZATION_CODE, "error": exc.error})
         return finish(OAuthState.Outcome.FAILED, exc.error or "token_error",
                       f"The code could not be exchanged for a token: {exc.message}")
-    token_store(connection=row.connection, grant_type=GrantType.AUTHORIZATION_CODE, tokens=tokens,
-                requested_scopes=row.scopes, actor=user, request=request)
+    try:
+        token_store(connection=row.connection, grant_type=GrantType.AUTHORIZATION_CODE, tokens=tokens,
+                    requested_scopes=row.scopes, actor=user, request=request)
+    except SecretBackendUnavailable:
+        # The code is spent and its tokens could not be kept: a failure to start again from, not
+        # a state `in_progress` for ever; the caller still gets the 503.
+        finish(OAuthState.Outcome.FAILED, "secret_backend_unavailable",
+               "The secret store was unavailable, so the token could not be kept: start again.")
+        raise
     return finish(OAuthState.Outcome.SUCCEEDED, "connected", f"Connection {name!r} is connected.")
 
 

@@ -117,3 +117,35 @@ def test_manager_down_at_the_callback_leaves_the_state_retryable(
     assert OAuthState.objects.get().outcome == OAuthState.Outcome.PENDING
     page = client.get(redirect[len(BASE):])
     assert page.status_code == 200 and b'data-outcome="succeeded"' in page.content
+
+
+def test_manager_down_after_the_code_exchange_fails_the_state(
+    oauth_ready: str, make_connection: Any, oidc: OIDCPeer, operator_client: Any, client: Any,  # noqa: F811
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The code was spent but its tokens cannot be stored: 503, and the state says failed (a replay
+    answers 400), never `in_progress` for ever."""
+    from oauthflow import grants
+
+    connection = make_connection()
+    response = operator_client.post("/api/v1/oauth/initiate", {"connection_name": connection.name}, format="json")
+    assert response.status_code == 200, response.content
+    redirect = oidc.complete_authorization(response.json()["authorization_url"])
+    server = request.getfixturevalue("bao" if oauth_ready == managed.VAULT else "moto")
+    real_exchange = grants.exchange_code
+
+    def exchange_then_outage(*args: Any, **kwargs: Any) -> Any:
+        tokens = real_exchange(*args, **kwargs)
+        server.seal() if oauth_ready == managed.VAULT else server.stop()
+        return tokens
+
+    monkeypatch.setattr(grants, "exchange_code", exchange_then_outage)
+    try:
+        page = client.get(redirect[len(BASE):])
+    finally:
+        server.unseal() if oauth_ready == managed.VAULT else server.start()
+    assert page.status_code == 503
+    state = OAuthState.objects.get()
+    assert (state.outcome, state.outcome_code) == (OAuthState.Outcome.FAILED, "secret_backend_unavailable")
+    assert not OAuthToken.objects.filter(connection=connection).exists()
+    assert client.get(redirect[len(BASE):]).status_code == 400
