@@ -17,6 +17,7 @@ from notifications import services
 from notifications.models import Alert, AlertAttempt, AlertRule, NotificationSink, Problem
 from notifications.sinks import KINDS
 from synthorg import permissions
+from synthorg.admin import ReadOnlyAdmin
 
 
 class SinkForm(forms.ModelForm):
@@ -188,6 +189,11 @@ class ProblemAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A problem's history (and its alerts, by cascade) is the record of what was announced;
+        # the service resolves problems, nobody deletes them from the console.
+        return False
+
     @admin.action(description="Acknowledge (no reminders until resolved)", permissions=["change"])
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Problem]) -> None:
         for problem in queryset:
@@ -206,14 +212,10 @@ class AlertAttemptInline(admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyAdmin):
+    """The outbox: deleting a row from the console would lose an alert nobody has sent yet."""
+
     list_display = ("id", "kind", "sink", "status", "attempts", "next_attempt_at", "sent_at")
     list_filter = ("status", "kind", "sink")
     readonly_fields = [f.name for f in Alert._meta.fields]
     inlines = [AlertAttemptInline]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

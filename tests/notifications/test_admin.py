@@ -95,3 +95,17 @@ def test_sink_change_form_goes_through_the_service(root_console: Any, hook: Any,
     hook.sink.refresh_from_db()
     assert hook.sink.enabled is False
     assert AuditEvent.objects.filter(action="notifications.sink_update").exists()
+
+
+def test_problems_and_the_alert_outbox_cannot_be_deleted_from_the_console(root_console: Any, hook: Any) -> None:
+    # The outbox holds alerts not yet sent, and a problem's history is the record of what was
+    # announced: even a superuser gets no delete, bulk or single.
+    unhealthy(http_connection("http://127.0.0.1:9/x", name="watched"))
+    problem, alert = Problem.objects.get(), Alert.objects.get()
+    for model, obj in (("problem", problem), ("alert", alert)):
+        changelist = reverse(f"admin:notifications_{model}_changelist")
+        assert "delete_selected" not in root_console.get(changelist).content.decode()
+        root_console.post(changelist, {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"})
+        delete = root_console.get(reverse(f"admin:notifications_{model}_delete", args=[obj.pk]))
+        assert delete.status_code == 403
+    assert Problem.objects.filter(pk=problem.pk).exists() and Alert.objects.filter(pk=alert.pk).exists()
