@@ -297,13 +297,14 @@ class ReceiptGate:
         if local and connection_rpm:
             self.local.refund(connection_name=connection_name, connection_rpm=connection_rpm)
             return
-        if self.client is None or not connection_rpm:
+        # Not while Redis is known down: a Redis that times out would hold every response for it.
+        if self.client is None or not connection_rpm or self.local.redis_skipped():
             return
         try:
             self._call(self._refund, [RedisStore.bucket_key(connection_bucket(connection_name))],
                        [_gcra_args(connection_rpm)[0]])
-        except redis.RedisError:
-            pass
+        except redis.RedisError as exc:
+            self.local.redis_failed(exc)  # the next requests use this process's budgets, not a timeout each
 
 
 _gates: dict[int, ReceiptGate] = {}

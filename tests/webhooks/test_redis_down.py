@@ -232,3 +232,23 @@ def test_a_refusing_broker_is_logged_once_per_minute_not_per_batch(caplog: pytes
     assert lines[0].startswith("broker unavailable, 1 deliveries")
     assert lines[1].startswith("broker still unavailable: 20 more deliveries")
     assert lines[2].startswith("broker available again")
+
+
+def test_a_refund_that_meets_a_dead_redis_opens_the_retry_window(budgets: LocalBudgets, redis_client: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Admitted through Redis, which died before the refund (in the view's `finally`): every
+    # such request must not wait out its own Redis timeout, nor the next requests theirs.
+    import redis
+
+    gate = gate_module.ReceiptGate(redis_client, budgets)
+    calls: list[Any] = []
+
+    def dead(*args: Any) -> Any:
+        calls.append(args)
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(gate, "_call", dead)
+    gate.refund(connection_name="gh", connection_rpm=60)
+    assert budgets.redis_skipped()
+    gate.refund(connection_name="gh", connection_rpm=60)
+    assert len(calls) == 1
