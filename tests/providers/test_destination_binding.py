@@ -276,3 +276,21 @@ def test_a_row_bound_outside_without_approval_resolves_nothing(make_connection: 
     with pytest.raises(services.ProviderCredentialsUnavailable) as caught:
         services.resolve_credentials(ProviderConfig.objects.get(pk=provider.pk))
     assert caught.value.code == "provider_destination_unapproved"
+
+
+def test_moving_a_provider_with_an_embedded_key_needs_the_key_again_or_the_permission(
+    editor_client: APIClient, revealer_client: APIClient,
+) -> None:
+    """A provider's own (embedded) key goes to its base_url: an editor who cannot read the key must
+    not send it to a host of their choosing by changing base_url alone."""
+    services.provider_create(name="own-key", driver="openai", base_url="https://api.openai.com/v1", api_key=CANARY)
+    response = editor_client.patch(f"{LIST}/own-key", {"base_url": "https://collector.example/v1"}, format="json")
+    assert response.status_code == 403, response.content
+    assert CANARY not in response.content.decode()
+    assert ProviderConfig.objects.get(name="own-key").base_url == "https://api.openai.com/v1"
+    # Given again with the move, the key is the editor's own choice: allowed.
+    moved = editor_client.patch(f"{LIST}/own-key", {"base_url": "https://collector.example/v1",
+                                                    "api_key": "sk-editor-own"}, format="json")
+    assert moved.status_code == 200, moved.content
+    assert revealer_client.patch(f"{LIST}/own-key", {"base_url": "https://api.openai.com/v1"},
+                                 format="json").status_code == 200
