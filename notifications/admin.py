@@ -158,11 +158,57 @@ class NotificationSinkAdmin(admin.ModelAdmin):
         return permissions.allowed(request.user, "notification_sink.test")
 
 
+class AlertRuleForm(forms.ModelForm):
+    """The service's rules (events, types, params, reminders) as form errors."""
+
+    class Meta:
+        model = AlertRule
+        fields = ("name", "events", "connection_types", "connections", "sinks", "reminder_interval_seconds",
+                  "params", "enabled")
+
+    def service_data(self) -> dict[str, Any]:
+        data = {key: self.cleaned_data.get(key) for key in self.Meta.fields}
+        data["connections"] = [c.name for c in data["connections"] or []]
+        data["sinks"] = [s.pk for s in data["sinks"] or []]
+        data["connection_types"] = data["connection_types"] or []
+        data["params"] = data["params"] or {}
+        return data
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not self.errors:
+            errors, _connections, _sinks = services.rule_check(self.service_data())
+            for key, problems in errors.items():
+                self.add_error(key if key in self.fields else None, problems)
+        return cleaned
+
+
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
+    """Rules are written through the services (their checks and audit events), as the API does."""
+
+    form = AlertRuleForm
     list_display = ("name", "events", "enabled", "reminder_interval_seconds")
     list_filter = ("enabled",)
     filter_horizontal = ("sinks", "connections")
+
+    def save_model(self, request: HttpRequest, obj: AlertRule, form: Any, change: bool) -> None:
+        data = form.service_data()
+        if change:
+            services.rule_update(rule_id=obj.pk, data=data, actor=request.user, request=request)
+        else:
+            obj.pk = services.rule_create(data=data, actor=request.user, request=request).pk
+        obj.refresh_from_db()
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass  # the service set the sinks and connections in the save's transaction
+
+    def delete_model(self, request: HttpRequest, obj: AlertRule) -> None:
+        services.rule_delete(rule_id=obj.pk, actor=request.user, request=request)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AlertRule]) -> None:
+        for rule_id in list(queryset.values_list("pk", flat=True)):
+            services.rule_delete(rule_id=rule_id, actor=request.user, request=request)
 
 
 class AcknowledgedFilter(admin.SimpleListFilter):

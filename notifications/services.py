@@ -177,7 +177,7 @@ def sink_test(*, sink_id: Any, actor: Any = None, request: HttpRequest | None = 
 
 # --- rules -------------------------------------------------------------------------------------
 
-def _check_rule(data: Mapping[str, Any]) -> tuple[dict[str, list[str]], list[Connection] | None,
+def rule_check(data: Mapping[str, Any]) -> tuple[dict[str, list[str]], list[Connection] | None,
                                                   list[NotificationSink] | None]:
     errors: dict[str, list[str]] = {}
     if "events" in data:
@@ -217,7 +217,7 @@ def _check_rule(data: Mapping[str, Any]) -> tuple[dict[str, list[str]], list[Con
 
 
 def rule_create(*, data: Mapping[str, Any], actor: Any = None, request: HttpRequest | None = None) -> AlertRule:
-    errors, connections, sinks = _check_rule(data)
+    errors, connections, sinks = rule_check(data)
     for required in ("name", "events"):
         if required not in data:
             errors[required] = ["required"]
@@ -248,7 +248,7 @@ def rule_get(rule_id: Any) -> AlertRule:
 
 def rule_update(*, rule_id: Any, data: Mapping[str, Any], actor: Any = None,
                 request: HttpRequest | None = None) -> AlertRule:
-    errors, connections, sinks = _check_rule(data)
+    errors, connections, sinks = rule_check(data)
     errors.update({k: ["unknown field"] for k in set(data) - set(RULE_FIELDS)})
     if "name" in data and AlertRule.objects.filter(name=data["name"]).exclude(pk=rule_id).exists():
         errors["name"] = ["a rule with this name exists"]

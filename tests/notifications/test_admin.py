@@ -109,3 +109,31 @@ def test_problems_and_the_alert_outbox_cannot_be_deleted_from_the_console(root_c
         delete = root_console.get(reverse(f"admin:notifications_{model}_delete", args=[obj.pk]))
         assert delete.status_code == 403
     assert Problem.objects.filter(pk=problem.pk).exists() and Alert.objects.filter(pk=alert.pk).exists()
+
+
+def test_rules_are_written_through_the_services_from_the_console(root_console: Any, hook: Any) -> None:
+    from notifications.models import AlertRule
+    from synthorg.models import AuditEvent
+
+    AlertRule.objects.all().delete()  # the data migration's defaults are not this test's
+    add = reverse("admin:notifications_alertrule_add")
+    form = {"name": "ops", "events": '["connection.unhealthy"]', "connection_types": "[]", "params": "{}",
+            "sinks": [hook.sink.pk], "enabled": "on"}
+    # The service's rules are form errors, and nothing is stored.
+    bad = root_console.post(add, {**form, "events": '["no.such.event"]', "reminder_interval_seconds": "5"})
+    assert bad.status_code == 200 and "a non-empty list of" in bad.content.decode()
+    assert "null (no reminders) or at least 60" in bad.content.decode()
+    assert not AlertRule.objects.exists()
+
+    assert root_console.post(add, form).status_code == 302
+    rule = AlertRule.objects.get(name="ops")
+    assert list(rule.sinks.all()) == [hook.sink]
+    change = reverse("admin:notifications_alertrule_change", args=[rule.pk])
+    assert root_console.post(change, {**form, "reminder_interval_seconds": "3600", "sinks": []}).status_code == 302
+    rule.refresh_from_db()
+    assert rule.reminder_interval_seconds == 3600 and not rule.sinks.exists()
+    delete = reverse("admin:notifications_alertrule_delete", args=[rule.pk])
+    assert root_console.post(delete, {"post": "yes"}).status_code == 302
+    assert not AlertRule.objects.exists()
+    assert list(AuditEvent.objects.filter(target="ops").order_by("pk").values_list("action", flat=True)) == [
+        "notifications.rule_create", "notifications.rule_update", "notifications.rule_delete"]
