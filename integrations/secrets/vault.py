@@ -129,6 +129,10 @@ class VaultManager:
                 raise self._unavailable(f"{what} failed ({type(exc).__name__})") from None
             except requests.RequestException as exc:
                 raise self._unavailable(f"cannot reach {self.config.url} ({type(exc).__name__})") from None
+            except hvac.exceptions.VaultError as exc:
+                # Anything else Vault refuses (a bad request, a wrong mount, an unexpected answer) is
+                # a 503 too, never a 500: hvac's own message names the path, so only its class goes on.
+                raise self._unavailable(f"{what} refused ({type(exc).__name__})") from None
         raise AssertionError("unreachable")
 
     # --- secrets ------------------------------------------------------------------------

@@ -36,3 +36,24 @@ def test_secrets_live_in_the_configured_namespace(bao: BaoServer, integrations_c
         root.secrets.kv.v2.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)
     assert services.connection_secrets(connection) == {"token": "in-ns"}
     managed.managers_reset()
+
+
+def test_any_other_vault_refusal_is_a_503_naming_no_path(bao: BaoServer, integrations_config: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # A mount that does not exist: Vault answers 400/404 on the write, which hvac raises as its own
+    # exception with the path in its message. The API must answer 503, not 500, and say no path.
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    monkeypatch.setenv("VAULT_TOKEN", bao.root_token)
+    integrations_config({"secret_backend": backend_overrides(managed.VAULT, bao=bao, prefix="nomount",
+                                                             mount="no-such-mount")})
+    managed.managers_reset()
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.create_superuser("root", "r@example.com", "pw-root-123"))
+    response = client.post("/api/v1/connections", {"name": "nm", "connection_type": "github",
+                                                   "credentials": {"token": "t-nomount"}}, format="json")
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "secret_backend_unavailable"
+    assert "nomount" not in response.content.decode() and "no-such-mount" not in response.content.decode()
+    managed.managers_reset()
