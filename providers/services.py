@@ -270,9 +270,10 @@ def _provider_update(*, name: str, data: Mapping[str, Any], actor: Any,
             # chooses where a secret the actor cannot read is sent (as a connection's move, 409 there).
             kept = [k for k in EMBEDDED_SECRET_FIELDS if existing.get(k) and k not in touched]
             if kept and not connection_services.may_bind_secrets(actor, request):
-                raise connection_services.SecretBindingForbidden(
+                raise destination.ProviderBindingForbidden(
                     f"Provider {provider.name!r} sends its own {', '.join(kept)} to base_url: moving it needs "
-                    f"{', '.join(kept)} given again, or the integrations.reveal_secret permission.")
+                    f"{', '.join(kept)} given again, or the integrations.reveal_secret permission.",
+                    provider=provider.name, connection="", base_url=base_url)
         elif connection is not None and ("base_url" in data or "connection_name" in data):
             # Saved again as it stands (the admin form sends every field): a holder of the
             # permission approves a binding that lapsed; anyone else leaves it as it was.

@@ -288,6 +288,10 @@ def test_moving_a_provider_with_an_embedded_key_needs_the_key_again_or_the_permi
     assert response.status_code == 403, response.content
     assert CANARY not in response.content.decode()
     assert ProviderConfig.objects.get(name="own-key").base_url == "https://api.openai.com/v1"
+    from synthorg.models import AuditEvent
+
+    refusal = AuditEvent.objects.get(action="provider.update", target="own-key", outcome="denied")
+    assert refusal.reason == "secret_binding_forbidden" and CANARY not in str(refusal.details)
     # Given again with the move, the key is the editor's own choice: allowed.
     moved = editor_client.patch(f"{LIST}/own-key", {"base_url": "https://collector.example/v1",
                                                     "api_key": "sk-editor-own"}, format="json")
