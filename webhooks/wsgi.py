@@ -7,11 +7,12 @@ URLconf routes to `webhooks.views.webhook_receive` (decided by the same resolver
 never differs) to a second handler built without those middleware (``RECEIVER_SKIPPED``).
 Everything else goes to the full handler.
 
-The receiver keeps every middleware that applies to it: request ids, the NUL refusal, the
-security headers and HTTPS redirect, host validation (``CommonMiddleware`` calls
-``get_host()``), ``X-Frame-Options`` and the ``integrations.enabled`` switch. The tunnel
-middleware is skipped because it lets receiver paths through by design. A middleware added to
-settings later is included unless it is added to ``RECEIVER_SKIPPED`` too.
+The receiver keeps every protection that applies to it: request ids, the Content-Security-Policy
+header and the NUL refusal (the three in one layer, `webhooks.receiver_guard`), the security
+headers and HTTPS redirect, host validation (``CommonMiddleware`` calls ``get_host()``),
+``X-Frame-Options`` and the ``integrations.enabled`` switch. The tunnel middleware is skipped
+because it lets receiver paths through by design, Axes because it acts on logins only. A
+middleware added to settings later is included unless it is added to ``RECEIVER_SKIPPED`` too.
 """
 from __future__ import annotations
 
@@ -31,19 +32,42 @@ RECEIVER_SKIPPED = frozenset({
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "axes.middleware.AxesMiddleware",  # acts on login attempts only
+})
+# Replaced, in their place, by one layer doing the same for the receiver (`webhooks.receiver_guard`).
+RECEIVER_GUARD = "webhooks.receiver_guard.ReceiverGuardMiddleware"
+RECEIVER_REPLACED = frozenset({
+    "synthorg.middleware.RequestIdMiddleware",
+    "synthorg.csp.ContentSecurityPolicyMiddleware",
+    "synthorg.middleware.NulCharacterMiddleware",
 })
 RECEIVER_URLCONF = "webhooks.receiver_urls"
 
 
+def receiver_middleware(full: list[str]) -> list[str]:
+    """The receiver's chain: ``full`` minus ``RECEIVER_SKIPPED``, with ``RECEIVER_REPLACED``
+    replaced by ``RECEIVER_GUARD`` where the first of them stood."""
+    chain: list[str] = []
+    for name in full:
+        if name in RECEIVER_SKIPPED:
+            continue
+        if name in RECEIVER_REPLACED:
+            if RECEIVER_GUARD not in chain:
+                chain.append(RECEIVER_GUARD)
+            continue
+        chain.append(name)
+    return chain
+
+
 class ReceiverHandler(WSGIHandler):
-    """A WSGIHandler whose middleware chain is ``settings.MIDDLEWARE`` minus ``RECEIVER_SKIPPED``
+    """A WSGIHandler whose middleware chain is `receiver_middleware` of ``settings.MIDDLEWARE``
     and whose URLconf holds the receiver's route only."""
 
     def load_middleware(self, is_async: bool = False) -> None:
         # BaseHandler reads settings.MIDDLEWARE; give it the receiver's list while it builds
         # the chain (once, at startup, before any request).
         full = settings.MIDDLEWARE
-        settings.MIDDLEWARE = [name for name in full if name not in RECEIVER_SKIPPED]
+        settings.MIDDLEWARE = receiver_middleware(list(full))
         try:
             super().load_middleware(is_async)
         finally:

@@ -19,10 +19,18 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
+from synthorg.csp import policy_header
 from tests.webhooks.receiving import github_body, github_headers, make_github
 from webhooks import wsgi as wsgi_module
 from webhooks.models import Delivery
-from webhooks.wsgi import RECEIVER_SKIPPED, ReceiverHandler, is_receiver_path, receiver_fast_path
+from webhooks.wsgi import (
+    RECEIVER_GUARD,
+    RECEIVER_REPLACED,
+    RECEIVER_SKIPPED,
+    ReceiverHandler,
+    is_receiver_path,
+    receiver_fast_path,
+)
 
 Response = tuple[int, dict[str, str], bytes]
 
@@ -222,10 +230,11 @@ def test_a_nul_in_the_path_is_still_refused_on_the_fast_path(served: tuple[Calla
     assert status == 404
 
 
-def test_receiver_middleware_is_the_full_list_minus_the_skipped_in_order() -> None:
+def test_receiver_middleware_is_the_full_list_minus_the_skipped_with_the_guard_in_place() -> None:
     full = list(django_settings.MIDDLEWARE)
-    # Every skipped name is one the project really uses (a typo would skip nothing).
+    # Every skipped or replaced name is one the project really uses (a typo would skip nothing).
     assert RECEIVER_SKIPPED <= set(full)
+    assert RECEIVER_REPLACED <= set(full)
     seen: list[list[str]] = []
     original = BaseHandler.load_middleware
 
@@ -235,14 +244,74 @@ def test_receiver_middleware_is_the_full_list_minus_the_skipped_in_order() -> No
 
     with mock.patch.object(BaseHandler, "load_middleware", recording):
         ReceiverHandler()
-    assert seen == [[name for name in full if name not in RECEIVER_SKIPPED]]
+    first_replaced = min(full.index(name) for name in RECEIVER_REPLACED)
+    expected = [name for name in full[:first_replaced] if name not in RECEIVER_SKIPPED] + [RECEIVER_GUARD] + [
+        name for name in full[first_replaced:] if name not in RECEIVER_SKIPPED | RECEIVER_REPLACED]
+    assert seen == [expected]
     assert list(django_settings.MIDDLEWARE) == full  # put back after the chain was built
-    kept = seen[0]
-    for required in ("synthorg.middleware.RequestIdMiddleware", "synthorg.middleware.NulCharacterMiddleware",
-                     "django.middleware.security.SecurityMiddleware", "django.middleware.common.CommonMiddleware",
+    # The guard stands where the request id middleware stood: first, so every answer carries the id.
+    assert seen[0][0] == RECEIVER_GUARD
+    for required in ("django.middleware.security.SecurityMiddleware", "django.middleware.common.CommonMiddleware",
                      "django.middleware.clickjacking.XFrameOptionsMiddleware",
                      "synthorg.middleware.IntegrationsEnabledMiddleware"):
-        assert required in kept
+        assert required in seen[0]
+
+
+@pytest.mark.django_db
+def test_the_guard_sends_the_policy_without_a_nonce(served: tuple[Callable[..., Any], Counting]) -> None:
+    app, counts = served
+    make_github()
+    body, headers = signed(8)
+    status, response_headers, _content = call(app, environ("POST", "/api/v1/webhooks/gh/push", body, headers))
+    assert status == 202 and counts.receiver == 1
+    assert response_headers["content-security-policy"] == policy_header()
+    assert "nonce-" not in response_headers["content-security-policy"]
+    # The same policy the full handler sends on a page that uses no nonce.
+    assert "frame-ancestors 'none'" in response_headers["content-security-policy"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["a=%00", "a\x00=1", "%00=1"])
+def test_a_nul_in_the_query_is_refused_on_the_fast_path(served: tuple[Callable[..., Any], Counting],
+                                                        query: str) -> None:
+    app, counts = served
+    make_github()
+    body, headers = signed(9)
+    env = environ("POST", "/api/v1/webhooks/gh/push", body, headers)
+    env["QUERY_STRING"] = query
+    status, response_headers, content = call(app, env)
+    assert status == 400 and b"NUL" in content and counts.receiver == 1
+    assert len(response_headers["x-request-id"]) == 32 and "content-security-policy" in response_headers
+    assert not Delivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_harmless_query_is_ignored_on_the_fast_path(served: tuple[Callable[..., Any], Counting]) -> None:
+    app, _counts = served
+    make_github()
+    body, headers = signed(10)
+    env = environ("POST", "/api/v1/webhooks/gh/push", body, headers)
+    env["QUERY_STRING"] = "source=github&x=1"
+    status, _headers, content = call(app, env)
+    assert status == 202, content
+
+
+def test_the_guard_keeps_the_request_id_for_the_logs_and_resets_it() -> None:
+    from synthorg.middleware import current_request_id
+    from webhooks.receiver_guard import ReceiverGuardMiddleware
+
+    seen: list[str | None] = []
+
+    def view(request: Any) -> Any:
+        from django.http import HttpResponse
+
+        seen.append(current_request_id())
+        return HttpResponse("{}", content_type="application/json")
+
+    request = mock.Mock(path="/api/v1/webhooks/gh/push", META={"HTTP_X_REQUEST_ID": "abc-1"})
+    response = ReceiverGuardMiddleware(view)(request)
+    assert seen == ["abc-1"] and response["X-Request-ID"] == "abc-1"
+    assert current_request_id() is None
 
 
 def test_receiver_handler_resolves_with_its_own_urlconf() -> None:
