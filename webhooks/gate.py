@@ -235,6 +235,55 @@ class LocalBudgets:
 local_budgets = LocalBudgets()
 
 
+class PendingAdmission:
+    """The gate's request on its way: sent to Redis by `ReceiptGate.begin`, its answer read by
+    `result` (issue 15 §7). Between the two the receiver reads and checks the body, so the round
+    trip overlaps work instead of adding to it. `close` must follow (the view's ``finally``): a
+    connection whose answer was never read is dropped, never handed back to the pool.
+    """
+
+    __slots__ = ("_admission", "_connection", "_gate", "_request")
+
+    def __init__(self, gate: ReceiptGate, *, admission: Admission | None = None, connection: Any = None,
+                 request: dict[str, Any] | None = None) -> None:
+        self._gate = gate
+        self._admission = admission
+        self._connection = connection
+        self._request = request or {}
+
+    def result(self) -> Admission:
+        if self._admission is None:
+            self._admission = self._read()
+        return self._admission
+
+    def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection.disconnect()  # an answer may still be on its way: never reuse the socket
+            self._gate.client.connection_pool.release(connection)
+
+    def _read(self) -> Admission:
+        gate, request = self._gate, self._request
+        connection, self._connection = self._connection, None
+        pool = gate.client.connection_pool
+        try:
+            reply = connection.read_response()
+        except redis.exceptions.NoScriptError:
+            pool.release(connection)  # the error was the whole answer: the connection is clean
+            try:
+                reply = gate._gate(keys=request["keys"], args=request["args"])  # loads the script again
+            except redis.RedisError as exc:
+                return gate._fallback(exc, request)
+        except (redis.RedisError, OSError) as exc:
+            connection.disconnect()
+            pool.release(connection)
+            return gate._fallback(exc, request)
+        else:
+            pool.release(connection)
+        gate.local.redis_answered()
+        return gate._admission(reply, request["connection_rpm"])
+
+
 class ReceiptGate:
     def __init__(self, client: redis.Redis | None, local: LocalBudgets | None = None) -> None:
         self.client = client
@@ -245,11 +294,24 @@ class ReceiptGate:
 
     def enter(self, *, remote_ip: str | None, connection_name: str, flood_rpm: int,
               connection_rpm: int) -> Admission:
+        """`begin` and `PendingAdmission.result` in one call."""
+        pending = self.begin(remote_ip=remote_ip, connection_name=connection_name, flood_rpm=flood_rpm,
+                             connection_rpm=connection_rpm)
+        try:
+            return pending.result()
+        finally:
+            pending.close()
+
+    def begin(self, *, remote_ip: str | None, connection_name: str, flood_rpm: int,
+              connection_rpm: int) -> PendingAdmission:
+        """Send the gate's script to Redis and return without waiting for its answer."""
         if self.client is None:
-            return self._enter_without_redis(remote_ip=remote_ip, flood_rpm=flood_rpm)
+            return PendingAdmission(self, admission=self._enter_without_redis(remote_ip=remote_ip,
+                                                                              flood_rpm=flood_rpm))
+        request = {"remote_ip": remote_ip, "connection_name": connection_name, "flood_rpm": flood_rpm,
+                   "connection_rpm": connection_rpm}
         if self.local.redis_skipped():
-            return self.local.enter(remote_ip=remote_ip, connection_name=connection_name, flood_rpm=flood_rpm,
-                                    connection_rpm=connection_rpm)
+            return PendingAdmission(self, admission=self._local_enter(request))
         keys = ["", "", generation.generation_key()]
         args = ["", "0", "0", "0", "0", generation.fresh_stamp()]
         if flood_rpm and remote_ip:
@@ -258,16 +320,41 @@ class ReceiptGate:
         if connection_rpm:
             keys[1] = RedisStore.bucket_key(connection_bucket(connection_name))
             args[3:5] = _gcra_args(connection_rpm)
+        request["keys"], request["args"] = keys, args
+        pool = self.client.connection_pool
         try:
-            reply = self._call(self._gate, keys, args)
-        except redis.RedisError as exc:
-            # Keep receiving (a sender such as GitHub never retries a 503): this process's share
-            # of each budget decides until Redis answers again, without the stamp (no cached
-            # connections); the outbox publishes the deliveries once the broker is back.
-            self.local.redis_failed(exc)
-            return self.local.enter(remote_ip=remote_ip, connection_name=connection_name, flood_rpm=flood_rpm,
-                                    connection_rpm=connection_rpm)
-        self.local.redis_answered()
+            connection = pool.get_connection()
+        except (redis.RedisError, OSError) as exc:
+            return PendingAdmission(self, admission=self._fallback(exc, request))
+        try:
+            # EVALSHA on a connection of its own, not through Redis.execute_command: its answer is
+            # read later, and redis-py's generic path costs more CPU than the round trip.
+            try:
+                connection.send_command("EVALSHA", self._gate.sha, len(keys), *keys, *args)
+            except redis.ConnectionError:
+                # A pooled socket the server closed (a restart): once more on a new one, as
+                # redis-py's own retry would; the script cannot have run.
+                connection.disconnect()
+                connection.send_command("EVALSHA", self._gate.sha, len(keys), *keys, *args)
+        except (redis.RedisError, OSError) as exc:
+            connection.disconnect()
+            pool.release(connection)
+            return PendingAdmission(self, admission=self._fallback(exc, request))
+        return PendingAdmission(self, connection=connection, request=request)
+
+    def _fallback(self, exc: Exception, request: dict[str, Any]) -> Admission:
+        # Keep receiving (a sender such as GitHub never retries a 503): this process's share
+        # of each budget decides until Redis answers again, without the stamp (no cached
+        # connections); the outbox publishes the deliveries once the broker is back.
+        self.local.redis_failed(exc)
+        return self._local_enter(request)
+
+    def _local_enter(self, request: dict[str, Any]) -> Admission:
+        return self.local.enter(remote_ip=request["remote_ip"], connection_name=request["connection_name"],
+                                flood_rpm=request["flood_rpm"], connection_rpm=request["connection_rpm"])
+
+    @staticmethod
+    def _admission(reply: Any, connection_rpm: int) -> Admission:
         if int(reply[0]) == 0:
             return Admission(flood_retry_after=float(reply[1]))
         stamp = reply[4].decode() if isinstance(reply[4], bytes) else str(reply[4])

@@ -36,7 +36,7 @@ from integrations.types import get_type
 from synthorg.config import get_config
 from synthorg.json_values import storable_text
 from webhooks import dispatcher as publication
-from webhooks.gate import Admission, connection_bucket, get_gate
+from webhooks.gate import Admission, PendingAdmission, connection_bucket, get_gate
 from webhooks.models import Delivery, WebhookEndpoint
 from webhooks.payloads import payload_parse
 from webhooks.rejections import rejection_record
@@ -332,9 +332,23 @@ def admit(*, remote_ip: str | None, connection_name: str) -> tuple[Receipt | Non
     """Step 0, before the body is read: the per-address flood guard (a Receipt when refused),
     and, in the same Redis round trip, the connection's rate-limit reservation and the
     generation stamp of cached connections (`webhooks.gate`)."""
+    pending = admit_begin(remote_ip=remote_ip, connection_name=connection_name)
+    try:
+        return admit_finish(pending, remote_ip=remote_ip)
+    finally:
+        pending.close()
+
+
+def admit_begin(*, remote_ip: str | None, connection_name: str) -> PendingAdmission:
+    """`admit`'s round trip, sent: the view reads a small body and `delivery_prepare` checks it
+    while Redis answers; `admit_finish` reads the answer."""
     cfg = get_config().integrations.webhooks
-    admission = get_gate().enter(remote_ip=remote_ip, connection_name=connection_name,
-                                 flood_rpm=cfg.flood_rpm_per_ip, connection_rpm=cfg.rate_limit_rpm)
+    return get_gate().begin(remote_ip=remote_ip, connection_name=connection_name,
+                            flood_rpm=cfg.flood_rpm_per_ip, connection_rpm=cfg.rate_limit_rpm)
+
+
+def admit_finish(pending: PendingAdmission, *, remote_ip: str | None) -> tuple[Receipt | None, Admission]:
+    admission = pending.result()
     if admission.flood_retry_after is None:
         return None, admission
     rejection_record(connection=None, connection_name="", reason="flood", status=429, path_event_type="",
@@ -410,28 +424,67 @@ def _verify(connection: Connection, *, body: bytes, headers: Mapping[str, str], 
                      "current" if result.secret_index == 0 else "previous", Delivery.Outcome.ACCEPTED)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """The signature checked, before the gate's answer, against this process's cached copy of
+    the connection (`delivery_prepare`); `delivery_receive` uses it only when the gate's
+    generation stamp says the copy is still current."""
+
+    generation: str
+    connection: Connection
+    verified: _Verified
+    unix_now: float
+    received_at: datetime
+
+
+@sensitive_variables()
+def delivery_prepare(*, connection_name: str, body: bytes, headers: Mapping[str, str]) -> Prepared | None:
+    """Step 2 done early on the cached connection, while the gate's round trip is under way
+    (issue 15 §7). Nothing is decided here: no refusal, no record, no read of the database;
+    None when there is no cached copy or the signature does not check out against it (then
+    `delivery_receive` does step 2 itself, as without this)."""
+    cached = _connection_cache.get(connection_name.lower())
+    if cached is None or time.monotonic() - cached[1] >= CONNECTION_CACHE_SECONDS:
+        return None
+    unix_now = time.time()
+    received_at = datetime.fromtimestamp(unix_now, tz=UTC)
+    verified = _verify(cached[2], body=body, headers=headers, unix_now=unix_now, received_at=received_at)
+    if isinstance(verified, str):
+        return None
+    return Prepared(cached[0], cached[2], verified, unix_now, received_at)
+
+
 # The body and everything parsed from it stay out of error reports (DEBUG's 500 page, mailed
 # reports): no payload fragment in any log (issue 13).
 @sensitive_variables("body", "parsed", "payload", "values")
 def delivery_receive(*, connection_name: str, path_event_type: str, body: bytes, headers: Mapping[str, str],
                      content_type: str, remote_ip: str | None, now: float | None = None,
-                     admission: Admission | None = None) -> Receipt:
+                     admission: Admission | None = None, prepared: Prepared | None = None) -> Receipt:
     """Steps 2-6 of the receiver on the raw body; the caller enforced the flood guard and size
-    (``admission``, from `admit`; without one the connection's limit is taken here)."""
+    (``admission``, from `admit`; without one the connection's limit is taken here).
+    ``prepared`` (`delivery_prepare`) is step 2 already done on a cached copy of the
+    connection: used when the admission's generation stamp is the one it was cached under."""
     cfg = get_config().integrations.webhooks
     admission = admission or Admission()
-    unix_now = time.time() if now is None else now
-    received_at = timezone.now() if now is None else datetime.fromtimestamp(unix_now, tz=UTC)
 
     def refuse(reason: str, connection: Connection | None = None) -> Receipt:
         return unauthorized(connection=connection, connection_name=connection_name, reason=reason,
                             path_event_type=path_event_type, remote_ip=remote_ip)
 
     # 2. signature (3's freshness is part of each verifier)
-    connection, cached = connection_for_receipt(connection_name, generation=admission.generation)
-    if connection is None:
-        return refuse("unknown_connection")
-    verified = _verify(connection, body=body, headers=headers, unix_now=unix_now, received_at=received_at)
+    verified: _Verified | str
+    if (prepared is not None and now is None and admission.generation is not None
+            and prepared.generation == admission.generation):
+        connection, cached = prepared.connection, True
+        verified, unix_now, received_at = prepared.verified, prepared.unix_now, prepared.received_at
+    else:
+        unix_now = time.time() if now is None else now
+        received_at = timezone.now() if now is None else datetime.fromtimestamp(unix_now, tz=UTC)
+        found, cached = connection_for_receipt(connection_name, generation=admission.generation)
+        if found is None:
+            return refuse("unknown_connection")
+        connection = found
+        verified = _verify(connection, body=body, headers=headers, unix_now=unix_now, received_at=received_at)
     if isinstance(verified, str) and cached:
         # Never refuse on a cached copy alone: read the connection again and verify once more.
         connection, _cached = connection_for_receipt(connection_name, generation=admission.generation, fresh=True)

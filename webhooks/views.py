@@ -73,6 +73,19 @@ def _respond(receipt: receiver.Receipt) -> HttpResponse:
     return response
 
 
+# A body declared this small is read, and its signature checked on the cached connection,
+# while the gate's Redis round trip is under way; a larger one only after the flood guard
+# admitted the address (reading it is the cost the guard exists to spare).
+EARLY_BODY_BYTES = CHUNK_BYTES
+
+
+def declared_length(request: HttpRequest) -> int | None:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+
+
 @csrf_exempt
 @require_POST
 @observed_receiver
@@ -81,26 +94,39 @@ def webhook_receive(request: HttpRequest, connection_name: str, event_type: str)
     # X-Forwarded-For only from integrations.trusted_proxies: a forged one never buys a fresh bucket.
     remote_ip = client_address(request.META)
     # Never a 503 for an unreachable Redis: the gate falls back to this process's budgets.
-    flooded, admission = receiver.admit(remote_ip=remote_ip, connection_name=connection_name)
-    if flooded is not None:
-        return _respond(flooded)
+    pending = receiver.admit_begin(remote_ip=remote_ip, connection_name=connection_name)
     receipt: receiver.Receipt | None = None
+    admission = None
     try:
         limit = get_config().integrations.webhooks.max_payload_bytes
-        try:
-            body = read_body(request, limit)
-        except BodyTooLarge:
-            rejection_record(connection=None, connection_name=connection_name, reason="payload_too_large",
-                             status=413, path_event_type=event_type, remote_ip=remote_ip)
-            response = JsonResponse(TOO_LARGE, status=413)
-            # The rest of the body stays unread: close the connection rather than drain it.
-            response["Connection"] = "close"
-            return response
+        length = declared_length(request)
+        body: bytes | None = None
+        prepared = None
+        if length is not None and length <= min(limit, EARLY_BODY_BYTES):
+            body = read_body(request, limit)  # within the limit: never BodyTooLarge
+            prepared = receiver.delivery_prepare(connection_name=connection_name, body=body,
+                                                 headers=request.headers)
+        flooded, admission = receiver.admit_finish(pending, remote_ip=remote_ip)
+        if flooded is not None:
+            return _respond(flooded)
+        if body is None:
+            try:
+                body = read_body(request, limit)
+            except BodyTooLarge:
+                rejection_record(connection=None, connection_name=connection_name, reason="payload_too_large",
+                                 status=413, path_event_type=event_type, remote_ip=remote_ip)
+                response = JsonResponse(TOO_LARGE, status=413)
+                # The rest of the body stays unread: close the connection rather than drain it.
+                response["Connection"] = "close"
+                return response
         receipt = receiver.delivery_receive(
             connection_name=connection_name, path_event_type=event_type, body=body, headers=request.headers,
-            content_type=request.META.get("CONTENT_TYPE", ""), remote_ip=remote_ip, admission=admission)
+            content_type=request.META.get("CONTENT_TYPE", ""), remote_ip=remote_ip, admission=admission,
+            prepared=prepared)
         return _respond(receipt)
     finally:
+        pending.close()
         # A reservation of the connection's budget that no accepted delivery used goes back.
-        receiver.release(admission, connection_name=connection_name,
-                         receipt_status=receipt.status if receipt is not None else None)
+        if admission is not None and admission.flood_retry_after is None:
+            receiver.release(admission, connection_name=connection_name,
+                             receipt_status=receipt.status if receipt is not None else None)

@@ -152,8 +152,10 @@ def test_redis_is_asked_again_only_after_the_retry_window(redis_down: None, cloc
     assert deliver(1).status_code == 202
     gate = gate_module.get_gate()
     calls: list[Any] = []
-    real_call = gate._call
-    monkeypatch.setattr(gate, "_call", lambda *args: calls.append(args) or real_call(*args))
+    pool = gate.client.connection_pool
+    real_get = pool.get_connection
+    # Every attempt to reach Redis starts by taking a connection from the pool.
+    monkeypatch.setattr(pool, "get_connection", lambda *args: calls.append(args) or real_get(*args))
     assert deliver(2).status_code == 202
     assert calls == []  # within the window: this process's budgets, no round trip
     clock.now += REDIS_RETRY_SECONDS + 0.1
