@@ -328,3 +328,135 @@ def test_gate_module_exports() -> None:
     # The bucket names the limiter's pauses and tools use.
     assert gate_module.connection_bucket("GitHub.Main") == "webhook:github.main"
     assert gate_module.address_bucket("198.51.100.7") == "webhook-ip:198.51.100.7"
+
+
+# --- the round trip sent first, read later (issue 15 §7) -----------------------------------
+
+
+def test_begin_then_result_is_the_same_admission_as_enter(gate: ReceiptGate, redis_client: Any) -> None:
+    pending = gate.begin(remote_ip=ADDRESS, connection_name="piped", flood_rpm=100, connection_rpm=2)
+    try:
+        first = pending.result()
+    finally:
+        pending.close()
+    assert first.flood_retry_after is None and first.connection_reserved is True and first.generation
+    assert pending.result() is first  # read once
+    second = gate.enter(remote_ip=ADDRESS, connection_name="piped", flood_rpm=100, connection_rpm=2)
+    assert second.connection_reserved is True and second.generation == first.generation
+    third = gate.enter(remote_ip=ADDRESS, connection_name="piped", flood_rpm=100, connection_rpm=2)
+    assert third.connection_reserved is False and third.connection_retry_after > 0
+
+
+def test_an_answer_never_read_never_reaches_another_command(gate: ReceiptGate, redis_client: Any) -> None:
+    pool = gate.client.connection_pool
+    pending = gate.begin(remote_ip=ADDRESS, connection_name="unread", flood_rpm=100, connection_rpm=100)
+    pending.close()  # the view failed before reading the answer
+    assert pool._in_use_connections == set()
+    # Every pooled connection is clean: the next commands get their own answers.
+    for _ in range(3):
+        assert gate.client.ping() is True
+        admitted = gate.enter(remote_ip=ADDRESS, connection_name="unread", flood_rpm=100, connection_rpm=100)
+        assert admitted.connection_reserved is True and admitted.generation
+
+
+def test_a_script_the_server_lost_is_loaded_again(gate: ReceiptGate) -> None:
+    real_sha = gate._gate.sha
+    gate._gate.sha = "0" * 40  # as after a Redis restart: EVALSHA answers NOSCRIPT
+    admitted = gate.enter(remote_ip=ADDRESS, connection_name="noscript", flood_rpm=100, connection_rpm=100)
+    assert admitted.connection_reserved is True and admitted.generation
+    assert gate._gate.sha == real_sha  # redis-py's Script loaded it and took the real digest
+    assert gate.client.connection_pool._in_use_connections == set()
+
+
+def test_redis_dying_between_send_and_answer_falls_back_to_this_process() -> None:
+    budgets = LocalBudgets()
+    gate = ReceiptGate(get_redis(), budgets)
+    pending = gate.begin(remote_ip=ADDRESS, connection_name="dying", flood_rpm=100, connection_rpm=100)
+    connection = pending._connection
+    assert connection is not None
+    with mock.patch.object(connection, "read_response", side_effect=redis.ConnectionError("gone")):
+        admitted = pending.result()
+    pending.close()
+    assert admitted.local is True and admitted.connection_reserved is True and admitted.generation is None
+    assert budgets.redis_skipped()  # the retry window is open: no timeout per request meanwhile
+    assert connection not in gate.client.connection_pool._available_connections or connection._sock is None
+
+
+@pytest.mark.django_db
+def test_a_body_signed_with_a_rotated_out_secret_is_refused_though_the_cached_copy_accepts_it() -> None:
+    connection = make_github()
+    assert receiver.connection_for_receipt("gh", generation="g1")[0] is not None
+    body = github_body(21)
+    old_headers = github_headers(body, secret=GITHUB_SECRET)
+    prepared = receiver.delivery_prepare(connection_name="gh", body=body, headers=old_headers)
+    assert prepared is not None and prepared.generation == "g1"  # checked on the cached copy
+    # The secret changes and the change is announced: the gate now answers another stamp.
+    ciphertext, key_id = fernet.encrypt({"token": "ghp_test_token_value", "signing_secret": "the-new-secret"})
+    SecretRecord.objects.filter(pk=connection.secret_id).update(ciphertext=ciphertext, key_id=key_id)
+    refused = receiver.delivery_receive(
+        connection_name="gh", path_event_type="push", body=body, headers=old_headers,
+        content_type="application/json", remote_ip=ADDRESS, admission=Admission(generation="g2"),
+        prepared=prepared)
+    assert refused.status == 401
+    assert not Delivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_prepared_under_the_same_stamp_is_used_without_reading_the_connection(
+        django_assert_num_queries: Any) -> None:
+    make_github()
+    receiver.connection_for_receipt("gh", generation="g1")
+    body = github_body(22)
+    headers = github_headers(body)
+    prepared = receiver.delivery_prepare(connection_name="gh", body=body, headers=headers)
+    assert prepared is not None
+    with django_assert_num_queries(1):  # the INSERT alone
+        receipt = receiver.delivery_receive(
+            connection_name="gh", path_event_type="push", body=body, headers=headers,
+            content_type="application/json", remote_ip=ADDRESS,
+            admission=Admission(generation="g1", connection_reserved=True), prepared=prepared)
+    assert receipt.status == 202
+    assert Delivery.objects.get().received_at == prepared.received_at
+
+
+@pytest.mark.django_db
+def test_nothing_is_prepared_without_a_fresh_cached_copy_or_a_good_signature() -> None:
+    make_github()
+    body = github_body(23)
+    assert receiver.delivery_prepare(connection_name="gh", body=body, headers=github_headers(body)) is None
+    receiver.connection_for_receipt("gh", generation="g1")
+    bad = github_headers(body, secret="wrong-secret")
+    assert receiver.delivery_prepare(connection_name="gh", body=body, headers=bad) is None
+    real = receiver.time
+    later = SimpleNamespace(monotonic=lambda: real.monotonic() + receiver.CONNECTION_CACHE_SECONDS + 1,
+                            time=real.time)
+    with mock.patch.object(receiver, "time", later):
+        assert receiver.delivery_prepare(connection_name="gh", body=body, headers=github_headers(body)) is None
+
+
+@pytest.mark.django_db
+def test_a_flooding_address_with_a_small_body_is_refused_and_nothing_stored(settings: Any) -> None:
+    settings.SYNTHORG_CONFIG_OVERRIDES = {"webhooks": {"flood_rpm_per_ip": 1}}
+    make_github()
+    client = Client()
+    assert good(client, 31).status_code == 202  # and the connection is now cached: 32 is prepared early
+    with mock.patch.object(receiver, "delivery_prepare", wraps=receiver.delivery_prepare) as prepare:
+        flooded = good(client, 32)
+    assert prepare.call_count == 1
+    assert flooded.status_code == 429 and flooded.json()["code"] == "rate_limited"
+    assert Delivery.objects.count() == 1
+    assert get_redis().connection_pool._in_use_connections == set()
+
+
+@pytest.mark.django_db
+def test_a_body_larger_than_the_early_read_waits_for_the_gate_and_is_stored(settings: Any) -> None:
+    from webhooks.views import EARLY_BODY_BYTES
+
+    settings.SYNTHORG_CONFIG_OVERRIDES = {"webhooks": {"max_payload_bytes": 4 * EARLY_BODY_BYTES}}
+    make_github()
+    body = github_body(34)[:-1] + b', "padding": "' + b"x" * (EARLY_BODY_BYTES + 10) + b'"}'
+    with mock.patch.object(receiver, "delivery_prepare", wraps=receiver.delivery_prepare) as prepare:
+        response = post(Client(), "gh", "push", body, github_headers(body))
+    assert response.status_code == 202, response.content
+    assert prepare.call_count == 0
+    assert bytes(Delivery.objects.get().body) == body
