@@ -37,6 +37,7 @@ from synthorg.config import get_config
 from synthorg.json_values import storable_text
 from webhooks import dispatcher as publication
 from webhooks.gate import Admission, PendingAdmission, connection_bucket, get_gate
+from webhooks.group_commit import GroupCommit
 from webhooks.models import Delivery, WebhookEndpoint
 from webhooks.payloads import payload_parse
 from webhooks.rejections import rejection_record
@@ -631,6 +632,39 @@ class _DeliveryInsert:
         row = on_live_connection(insert)
         return None if row is None else row[0]
 
+    def run_many(self, rows: list[Mapping[str, Any]]) -> list[int | None]:
+        """Several deliveries in one autocommitted statement (`webhooks.group_commit`), on
+        PostgreSQL outside any transaction: ``RETURNING`` names each stored row by its unique
+        (connection, replay key), so a row the constraint refused, or the second of two equal
+        rows in the batch, gets None (a duplicate) whatever order the rows come back in."""
+        if len(rows) == 1:
+            return [self.run(rows[0])]
+        connection = connections[DEFAULT_DB_ALIAS]
+        sql = self._sql_many(connection, len(rows))
+        params = [value if prepare is None else prepare(value, connection)
+                  for values in rows for value, prepare in self._pg_values(values)]
+
+        def insert() -> Any:
+            connection.ensure_connection()
+            raw = self._raw_cursor(connection.connection)
+            raw.execute(sql, params)
+            return raw.fetchall()
+
+        stored = {(connection_id, replay_key): pk for pk, connection_id, replay_key in on_live_connection(insert)}
+        return [stored.pop((values["connection_id"], values["replay_key"]), None) for values in rows]
+
+    def _sql_many(self, connection: Any, count: int) -> str:
+        cache = self._local.__dict__.setdefault("many", {})
+        key = (connection.alias, count)
+        if key not in cache:
+            query = InsertQuery(Delivery, on_conflict=OnConflict.IGNORE)
+            query.insert_values(self.fields, [Delivery() for _ in range(count)], raw=False)
+            compiler = query.get_compiler(connection=connection)
+            compiler.returning_fields = [Delivery._meta.pk, Delivery._meta.get_field("connection"),
+                                         Delivery._meta.get_field("replay_key")]
+            [(cache[key], _params)] = compiler.as_sql()
+        return cache[key]
+
     def _raw_cursor(self, raw_connection: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
         # One cursor per thread and server connection, reused: building one copies the
         # connection's adapter map. A new connection (a reconnect) gets a new cursor.
@@ -656,6 +690,8 @@ class _DeliveryInsert:
 _PG_PLAIN_TYPES = frozenset({"CharField", "TextField", "BigIntegerField", "IntegerField", "PositiveIntegerField",
                              "DateTimeField", "UUIDField", "ForeignKey", "BooleanField"})
 _delivery_insert = _DeliveryInsert()
+# Receiver threads of this process storing at the same moment share a statement and a commit.
+_group_commit: GroupCommit[Mapping[str, Any], int | None] = GroupCommit(_delivery_insert.run_many)
 
 
 def delivery_store(values: Mapping[str, Any]) -> int | None:
@@ -664,12 +700,17 @@ def delivery_store(values: Mapping[str, Any]) -> int | None:
     unique (connection, replay key) already holds one: a duplicate, and nothing was written.
 
     Outside a transaction (the web request) the INSERT is one autocommitted statement: durable
-    when it returns, one round trip instead of BEGIN/INSERT/COMMIT. Inside a caller's
-    transaction the publication waits for the outer commit.
+    when it returns, one round trip instead of BEGIN/INSERT/COMMIT; on PostgreSQL the threads
+    of a threaded worker storing at the same moment share it (`webhooks.group_commit`).
+    Inside a caller's transaction the publication waits for the outer commit.
     """
-    delivery_id = _delivery_insert.run(values)
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor == "postgresql" and not connection.in_atomic_block and not connection.queries_logged:
+        delivery_id = _group_commit.submit(values)
+    else:
+        delivery_id = _delivery_insert.run(values)
     if delivery_id is not None:
-        if connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        if connection.in_atomic_block:
             transaction.on_commit(lambda: publication_submit(delivery_id))
         else:
             publication_submit(delivery_id)  # autocommitted: already durable
