@@ -63,20 +63,22 @@ class GroupCommit(Generic[T, R]):
         slot: _Slot[T, R] = _Slot(item)
         with self._changed:
             self._queue.append(slot)
-            while not slot.done and self._leading:
-                self._changed.wait()
-            if slot.done:
-                return self._outcome(slot)
-            # No statement in flight: lead one with everything queued (this slot included).
-            self._leading = True
-            batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
-        try:
-            self._run(batch)
-        finally:
+        while True:
             with self._changed:
-                self._leading = False
-                self._changed.notify_all()
-        return self._outcome(slot)
+                while not slot.done and self._leading:
+                    self._changed.wait()
+                if slot.done:
+                    return self._outcome(slot)
+                # No statement in flight: lead one with the oldest rows queued (at most
+                # max_batch; when this slot is not among them, the next round takes it).
+                self._leading = True
+                batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
+            try:
+                self._run(batch)
+            finally:
+                with self._changed:
+                    self._leading = False
+                    self._changed.notify_all()
 
     def _run(self, batch: list[_Slot[T, R]]) -> None:
         self.batches += 1
