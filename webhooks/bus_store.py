@@ -7,6 +7,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from webhooks import bulk
 from webhooks.models import BusDelivery, BusMessage
 
 
@@ -35,35 +36,31 @@ class DatabaseBusStore:
         return True
 
     def record_many(self, channel: str, events: Sequence[Mapping[str, Any]]) -> dict[str, tuple[BusMessage, bool]]:
-        event_ids = [str(event["event_id"]) for event in events]
-        found: dict[str, tuple[BusMessage, bool]] = {
-            message.event_id: (message, False)
-            for message in BusMessage.objects.filter(channel=channel, event_id__in=event_ids)}
-        new = [BusMessage(channel=channel, event_id=str(event["event_id"]), payload=dict(event),
-                          published_at=timezone.now()) for event in events if str(event["event_id"]) not in found]
-        try:
-            with transaction.atomic():
-                # Plain INSERT (not ignore_conflicts) so the rows come back with their ids.
-                found.update((message.event_id, (message, True)) for message in BusMessage.objects.bulk_create(new))
-        except IntegrityError:
-            # Another publisher recorded some of them meanwhile: one at a time, as `record`.
-            for event in events:
-                if str(event["event_id"]) not in found:
-                    found[str(event["event_id"])] = self.record(channel, str(event["event_id"]), event)
+        now = timezone.now()
+        new = {str(event["event_id"]): BusMessage(channel=channel, event_id=str(event["event_id"]),
+                                                  payload=dict(event), published_at=now) for event in events}
+        # One statement: the messages not recorded yet are inserted, the others skipped.
+        found: dict[str, tuple[BusMessage, bool]] = {}
+        for pk, event_id in bulk.insert_returning(BusMessage, list(new.values()), ["id", "event_id"]):
+            new[event_id].pk = pk
+            found[event_id] = (new[event_id], True)
+        if len(found) < len(new):
+            # Published before (a batch handed back, or another publisher): the stored message.
+            found.update((message.event_id, (message, False)) for message in BusMessage.objects.filter(
+                channel=channel, event_id__in=[event_id for event_id in new if event_id not in found]))
         return found
 
     def deliver_once_many(self, items: Sequence[tuple[BusMessage, Mapping[str, Any]]], subscriber: str,
                           call: Callable[[list[Mapping[str, Any]]], None]) -> list[Mapping[str, Any]]:
+        now = timezone.now()
         with transaction.atomic():
-            done = set(BusDelivery.objects.filter(subscriber=subscriber, message__in=[m for m, _ in items])
-                       .values_list("message_id", flat=True))
-            fresh = [(message, event) for message, event in items if message.pk not in done]
+            # Rows already there are skipped: those events were handled. A concurrent publisher's
+            # row for the same event makes this statement wait for its transaction: committed,
+            # the event is skipped here; rolled back, it is this transaction's.
+            taken = {message_id for (message_id,) in bulk.insert_returning(
+                BusDelivery, [BusDelivery(message=message, subscriber=subscriber, delivered_at=now)
+                              for message, _ in items], ["message"])}
+            fresh = [event for message, event in items if message.pk in taken]
             if fresh:
-                # A concurrent publisher of the same events blocks on the unique index until this
-                # transaction ends, then sees IntegrityError; `publish_many` then hands its events
-                # one by one, and each one this transaction delivered is skipped.
-                now = timezone.now()
-                BusDelivery.objects.bulk_create(
-                    [BusDelivery(message=message, subscriber=subscriber, delivered_at=now) for message, _ in fresh])
-                call([event for _, event in fresh])
-        return [event for _, event in fresh]
+                call(fresh)
+        return fresh

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F, Q
 from django.http import HttpRequest
@@ -30,6 +29,7 @@ from synthorg.audit import audit_record
 from synthorg.config import get_config
 from synthorg.errors import Conflict, NotFound, ValidationFailed
 from synthorg.http import TransientError
+from webhooks import bulk
 from webhooks.conditions import conditions_hold, event_type_matches
 from webhooks.models import (
     BusMessage,
@@ -111,26 +111,6 @@ class PublicationReport:
         return {outcome: n for outcome, n in counts.items() if n}
 
 
-def _update_returning_ids(table: str, assignments: str, condition: str, ids: Sequence[int],
-                          params: Sequence[Any], condition_params: Sequence[Any]) -> list[int]:
-    """``UPDATE table SET assignments WHERE id IN ids AND (condition) RETURNING id`` in one
-    statement (PostgreSQL; SQLite >= 3.35): which rows of a batch a conditional UPDATE took,
-    which the ORM's ``update()`` (a count) cannot say."""
-    if not ids:
-        return []
-    marks = ", ".join(["%s"] * len(ids))
-    # Only constant SQL from this module and %s placeholders: every value is a parameter.
-    sql = (f"UPDATE {db_connection.ops.quote_name(table)} SET {assignments} "  # noqa: S608
-           f"WHERE id IN ({marks}) AND ({condition}) RETURNING id")
-    with db_connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *ids, *condition_params])
-        return [row[0] for row in cursor.fetchall()]
-
-
-def _db_time(value: datetime) -> Any:
-    return db_connection.ops.adapt_datetimefield_value(value)
-
-
 def deliveries_publish(*, delivery_ids: Sequence[int]) -> PublicationReport:
     """Publish a batch of deliveries on #webhooks. Safe to run twice, concurrently or after a crash.
 
@@ -147,11 +127,11 @@ def deliveries_publish(*, delivery_ids: Sequence[int]) -> PublicationReport:
     stuck_before = now - timedelta(seconds=cfg.publish_stuck_seconds)
     ids = list(dict.fromkeys(delivery_ids))
     publishing, pending = Delivery.PublishState.PUBLISHING, Delivery.PublishState.PENDING
-    claimed = _update_returning_ids(
-        Delivery._meta.db_table,
-        "publish_state = %s, publish_claimed_at = %s, publish_attempts = publish_attempts + 1",
-        "publish_state = %s OR (publish_state = %s AND publish_claimed_at < %s)", ids,
-        [publishing, _db_time(now)], [pending, publishing, _db_time(stuck_before)])
+    claimed = bulk.update_returning_ids(
+        Delivery, {"publish_state": publishing, "publish_claimed_at": now,
+                   "publish_attempts": bulk.Raw("publish_attempts + 1")}, ids,
+        "publish_state = %s OR (publish_state = %s AND publish_claimed_at < %s)",
+        [pending, publishing, bulk.db_time(stuck_before)])
     taken = set(claimed)
     report = PublicationReport(not_claimed=[pk for pk in ids if pk not in taken])
     if not claimed:
@@ -173,10 +153,9 @@ def deliveries_publish(*, delivery_ids: Sequence[int]) -> PublicationReport:
     if report.failed:
         mine.filter(pk__in=list(report.failed)).update(publish_state=pending)
     done = [delivery for delivery in deliveries if delivery.pk not in report.failed]
-    marked = set(_update_returning_ids(
-        Delivery._meta.db_table, "publish_state = %s, published_at = %s", "publish_claimed_at = %s",
-        [delivery.pk for delivery in done], [Delivery.PublishState.PUBLISHED, _db_time(timezone.now())],
-        [_db_time(now)]))
+    marked = set(bulk.update_returning_ids(
+        Delivery, {"publish_state": Delivery.PublishState.PUBLISHED, "published_at": timezone.now()},
+        [delivery.pk for delivery in done], "publish_claimed_at = %s", [bulk.db_time(now)]))
     for delivery in done:
         report.published.append(delivery.pk)
         if delivery.pk in marked:  # not when a sweep took a claim this run held too long
@@ -270,13 +249,8 @@ class ExternalTriggerStrategy:
         if not wanted:
             return
         # A run is unique per (rule name, event): one recorded before (by a rule since renamed
-        # back, or an earlier version) is kept, as get_or_create did. Both columns filtered, so
-        # the unique index answers.
-        existing = {(rule_name, str(event_id)) for rule_name, event_id in WorkflowRun.objects.filter(
-            rule_name__in={key[0] for key in wanted}, event_id__in={key[1] for key in wanted},
-        ).values_list("rule_name", "event_id")}
-        created = WorkflowRun.objects.bulk_create([run for key, run in wanted.items() if key not in existing])
-        run_ids = [run.pk for run in created]
+        # back, or an earlier version) is kept and not run again, as get_or_create did.
+        run_ids = [pk for (pk,) in bulk.insert_returning(WorkflowRun, list(wanted.values()), ["id"])]
         if run_ids:
             transaction.on_commit(lambda: workflow_runs_enqueue(run_ids))
 
@@ -321,11 +295,10 @@ def workflow_runs_execute(*, run_ids: Sequence[int]) -> dict[int, RunOutcome]:
     ids = list(dict.fromkeys(run_ids))
     running, pending = WorkflowRun.Status.RUNNING, WorkflowRun.Status.PENDING
     stuck_before = now - timedelta(seconds=cfg.publish_stuck_seconds)
-    claimed = _update_returning_ids(
-        WorkflowRun._meta.db_table,
-        "status = %s, started_at = %s, attempts = attempts + 1, next_attempt_at = NULL",
-        "status = %s OR (status = %s AND started_at < %s)", ids,
-        [running, _db_time(now)], [pending, running, _db_time(stuck_before)])
+    claimed = bulk.update_returning_ids(
+        WorkflowRun, {"status": running, "started_at": now, "attempts": bulk.Raw("attempts + 1"),
+                      "next_attempt_at": None}, ids,
+        "status = %s OR (status = %s AND started_at < %s)", [pending, running, bulk.db_time(stuck_before)])
     outcomes = {pk: RunOutcome("not_claimed") for pk in ids}
     if not claimed:
         return outcomes
@@ -404,26 +377,25 @@ def _runs_record(ended: list[_Ended], *, started_at: datetime) -> None:
 
 def _runs_record_together(ended: list[_Ended], *, started_at: datetime) -> None:
     finished_at = timezone.now()
-    groups: dict[tuple[str, str], list[int]] = {}
+    groups: dict[tuple[str, str], list[_Ended]] = {}
     for end in ended:
-        groups.setdefault((end.status, end.fields.get("error", "")), []).append(end.run.pk)
+        groups.setdefault((end.status, end.fields.get("error", "")), []).append(end)
     with transaction.atomic():
         mine: set[int] = set()
-        for (status, error), ids in groups.items():
+        for (status, error), group in groups.items():
+            values: dict[str, Any] = {"status": status, "finished_at": finished_at, "error": error}
+            results = {end.run.pk: end.fields["result"] for end in group if "result" in end.fields}
+            if results:
+                values["result"] = bulk.case_by_id(WorkflowRun, "result", results)
             # Only runs still ours: one whose claim a sweep took over (held past
             # publish_stuck_seconds) belongs to its new claimant.
-            mine.update(_update_returning_ids(
-                WorkflowRun._meta.db_table, "status = %s, finished_at = %s, error = %s", "started_at = %s", ids,
-                [status, _db_time(finished_at), error], [_db_time(started_at)]))
+            mine.update(bulk.update_returning_ids(WorkflowRun, values, [end.run.pk for end in group],
+                                                  "started_at = %s", [bulk.db_time(started_at)]))
         kept = [end for end in ended if end.run.pk in mine]
-        with_result = []
         for end in kept:
             end.run.status, end.run.finished_at, end.run.error = end.status, finished_at, end.fields.get("error", "")
             if "result" in end.fields:
                 end.run.result = end.fields["result"]
-                with_result.append(end.run)
-        if with_result:
-            WorkflowRun.objects.bulk_update(with_result, ["result"])
         # A success only ends a live problem, so a second success of the same rule (and
         # connection) with no failure between ends nothing: announced once per batch.
         resolved: set[tuple[str, int | None]] = set()
