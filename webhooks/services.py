@@ -309,21 +309,24 @@ def workflow_runs_execute(*, run_ids: Sequence[int]) -> dict[int, RunOutcome]:
     budget_end = time.monotonic() + cfg.publish_stuck_seconds / 2
     ended: list[_Ended] = []
     recorded_at = time.monotonic()
-    for index, run in enumerate(runs):
-        if time.monotonic() > budget_end:
-            rest = [later.pk for later in runs[index:]]
-            WorkflowRun.objects.filter(pk__in=rest, started_at=now, status=running).update(
-                status=pending, started_at=None, attempts=F("attempts") - 1)
-            outcomes.update((pk, RunOutcome(pending, retry_in=0)) for pk in rest)
-            break
-        outcome, end = _run_workflow(run, now=now, max_attempts=cfg.workflow_max_attempts)
-        outcomes[run.pk] = outcome
-        if end is not None:
-            ended.append(end)
-        if ended and time.monotonic() - recorded_at >= RUN_RECORD_INTERVAL_SECONDS:
-            _runs_record(ended, started_at=now)
-            ended, recorded_at = [], time.monotonic()
-    _runs_record(ended, started_at=now)
+    try:
+        for index, run in enumerate(runs):
+            if time.monotonic() > budget_end:
+                rest = [later.pk for later in runs[index:]]
+                WorkflowRun.objects.filter(pk__in=rest, started_at=now, status=running).update(
+                    status=pending, started_at=None, attempts=F("attempts") - 1)
+                outcomes.update((pk, RunOutcome(pending, retry_in=0)) for pk in rest)
+                break
+            outcome, end = _run_workflow(run, now=now, max_attempts=cfg.workflow_max_attempts)
+            outcomes[run.pk] = outcome
+            if end is not None:
+                ended.append(end)
+            if ended and time.monotonic() - recorded_at >= RUN_RECORD_INTERVAL_SECONDS:
+                _runs_record(ended, started_at=now)
+                ended, recorded_at = [], time.monotonic()
+    finally:
+        # Also when something failed midway: what ran is recorded, not run again by the sweep.
+        _runs_record(ended, started_at=now)
     return outcomes
 
 
@@ -372,7 +375,11 @@ def _runs_record(ended: list[_Ended], *, started_at: datetime) -> None:
             raise
         logger.exception("recording %d workflow run ends together failed; recording them one by one", len(ended))
         for end in ended:
-            _runs_record_together([end], started_at=started_at)
+            try:
+                _runs_record_together([end], started_at=started_at)
+            except Exception:
+                # Left running: the sweep takes it back after publish_stuck_seconds, as a killed worker's.
+                logger.exception("could not record the end of workflow run %s", end.run.pk)
 
 
 def _runs_record_together(ended: list[_Ended], *, started_at: datetime) -> None:

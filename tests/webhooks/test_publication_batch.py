@@ -406,3 +406,28 @@ def test_the_sweep_enqueues_runs_in_batches() -> None:
         result = services.publication_sweep()
     assert result["runs"] == result["runs_enqueued"] == MAX_BATCH + 2
     assert [len(call.args[0][0]) for call in sent.call_args_list] == [MAX_BATCH, 2]
+
+
+class Interrupted(BaseException):
+    """What stops a worker in the middle of a workflow (not an Exception: nothing catches it)."""
+
+
+@pytest.mark.django_db
+def test_runs_that_ended_before_an_interruption_are_recorded_and_not_run_again() -> None:
+    connection = make_github()
+    rule()
+    ids = stored(connection, 3)
+    with mock.patch("webhooks.tasks.workflow_runs_enqueue"):
+        services.deliveries_publish(delivery_ids=ids)
+    runs = list(WorkflowRun.objects.order_by("delivery_id").values_list("pk", flat=True))
+
+    def run(event: Any, parameters: Any) -> dict[str, Any]:
+        if event["delivery_id"] == ids[1]:
+            raise Interrupted
+        return {}
+
+    with mock.patch("webhooks.services.get_workflow", return_value=Workflow("log_event", run, lambda p: None)), \
+            pytest.raises(Interrupted):
+        services.workflow_runs_execute(run_ids=runs)
+    statuses = dict(WorkflowRun.objects.values_list("pk", "status"))
+    assert statuses == {runs[0]: "succeeded", runs[1]: "running", runs[2]: "running"}  # the sweep's, later
