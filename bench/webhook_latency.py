@@ -5,7 +5,8 @@ run's start, at 50 % and 80 % of the receiver's measured capacity (issue 15 §6)
         .venv/bin/python bench/webhook_latency.py [--seconds 20] [--loads 0.5,0.8]
 
 gunicorn runs the project (deploy/gunicorn.conf.py, 2 sync workers) and two Celery workers
-(one process each) consume; a trigger rule runs `log_event` for every delivery. First the
+(one process each) consume: each `webhooks.delivery_publish_batch` message publishes its batch
+and starts the runs it created; a trigger rule runs `log_event` for every delivery. First the
 receiver's capacity is measured (16 connections, as bench/webhook_ingest.py, no worker
 running); then, for each load, distinct signed deliveries are sent open-loop at that fraction
 of the capacity (each at its scheduled time, from several threads) for ``--seconds``. The 202's
@@ -190,9 +191,10 @@ def main() -> int:
                   f"{os.getloadavg()[0]:.2f}):")
             linger = LINGER_SECONDS * 1000
             print(f"  202 -> published   p50 {figures['pub50']:7.1f} ms  p99 {figures['pub99']:7.1f} ms  "
-                  f"(p50 = {figures['pub50'] / linger:.1f} x the {linger:.0f} ms linger)")
+                  f"(p50 = {figures['pub50'] / linger:.1f} x, p99 = {figures['pub99'] / linger:.1f} x the "
+                  f"{linger:.0f} ms linger)")
             print(f"  202 -> run started p50 {figures['run50']:7.1f} ms  p99 {figures['run99']:7.1f} ms  "
-                  f"(p50 = {figures['run50'] / linger:.1f} x the linger)")
+                  f"(p50 = {figures['run50'] / linger:.1f} x, p99 = {figures['run99'] / linger:.1f} x the linger)")
     finally:
         for process in processes:
             try:

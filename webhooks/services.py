@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import secrets as secrets_module
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from synthorg.audit import audit_record
 from synthorg.config import get_config
 from synthorg.errors import Conflict, NotFound, ValidationFailed
 from synthorg.http import TransientError
+from webhooks import bulk
 from webhooks.conditions import conditions_hold, event_type_matches
 from webhooks.models import (
     BusMessage,
@@ -93,42 +95,88 @@ def event_payload_as_sent(event: Mapping[str, Any]) -> Any:
     return payload if delivery is None else delivery_payload_as_sent(delivery)
 
 
-def delivery_publish(*, delivery_id: int) -> str:
-    """Publish one delivery on #webhooks. Safe to run twice, concurrently or after a crash.
+@dataclass
+class PublicationReport:
+    """What ``deliveries_publish`` did with each id of its batch."""
 
-    Claim, then act: a conditional UPDATE takes a pending delivery (or one whose claim is older
-    than ``publish_stuck_seconds``); the bus is idempotent by event id and each subscriber's
-    handling is recorded in its own transaction, so a second run never hands an event twice.
+    published: list[int] = field(default_factory=list)
+    # Someone else's (another worker's live claim) or done already: nothing was done to them.
+    not_claimed: list[int] = field(default_factory=list)
+    # Handed back to pending for the outbox sweep; the subscribers that finished are recorded.
+    failed: dict[int, BaseException] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        counts = {"published": len(self.published), "not_claimed": len(self.not_claimed),
+                  "failed": len(self.failed)}
+        return {outcome: n for outcome, n in counts.items() if n}
+
+
+def deliveries_publish(*, delivery_ids: Sequence[int]) -> PublicationReport:
+    """Publish a batch of deliveries on #webhooks. Safe to run twice, concurrently or after a crash.
+
+    Claim, then act: one conditional UPDATE takes the deliveries of the batch that are pending
+    (or whose claim is older than ``publish_stuck_seconds``); the others belong to someone else.
+    ``bus.publish_many`` records the messages (idempotent by event id) and hands the new ones to
+    each subscriber in one transaction per batch, which records "handled" for each, so a second
+    run never hands an event twice; one UPDATE marks the batch published. A delivery that failed
+    goes back to pending for the sweep, the rest of the batch is published; a crash leaves the
+    batch claimed until the sweep takes it back (issue 15 §6).
     """
     cfg = get_config().integrations.webhooks
     now = timezone.now()
     stuck_before = now - timedelta(seconds=cfg.publish_stuck_seconds)
-    claimable = Q(publish_state=Delivery.PublishState.PENDING) | Q(
-        publish_state=Delivery.PublishState.PUBLISHING, publish_claimed_at__lt=stuck_before)
-    claimed = Delivery.objects.filter(claimable, pk=delivery_id).update(
-        publish_state=Delivery.PublishState.PUBLISHING, publish_claimed_at=now,
-        publish_attempts=F("publish_attempts") + 1)
+    ids = list(dict.fromkeys(delivery_ids))
+    publishing, pending = Delivery.PublishState.PUBLISHING, Delivery.PublishState.PENDING
+    claimed = bulk.update_returning_ids(
+        Delivery, {"publish_state": publishing, "publish_claimed_at": now,
+                   "publish_attempts": bulk.Raw("publish_attempts + 1")}, ids,
+        "publish_state = %s OR (publish_state = %s AND publish_claimed_at < %s)",
+        [pending, publishing, bulk.db_time(stuck_before)])
+    taken = set(claimed)
+    report = PublicationReport(not_claimed=[pk for pk in ids if pk not in taken])
     if not claimed:
-        return "not_claimed"
-    delivery = Delivery.objects.get(pk=delivery_id)
+        return report
+    # The raw body and headers stay in the table: an escaped payload's rules read the body themselves.
+    deliveries = list(Delivery.objects.filter(pk__in=claimed).defer("body", "headers").order_by("pk"))
+    # Deleted meanwhile (connection deleted): nothing to publish, nothing to mark.
+    report.not_claimed += sorted(set(claimed) - {delivery.pk for delivery in deliveries})
+    mine = Delivery.objects.filter(publish_claimed_at=now)
     try:
-        bus.publish(WEBHOOKS_CHANNEL, delivery_event(delivery))
+        outcome = bus.publish_many(WEBHOOKS_CHANNEL, [delivery_event(delivery) for delivery in deliveries])
     except Exception:
-        # Hand it back to the sweep; the subscribers that finished are recorded and skipped next time.
-        Delivery.objects.filter(pk=delivery_id, publish_claimed_at=now).update(
-            publish_state=Delivery.PublishState.PENDING)
+        # The store itself failed: hand the batch back; what finished is recorded and skipped next time.
+        mine.filter(pk__in=claimed).update(publish_state=pending)
         raise
-    if Delivery.objects.filter(pk=delivery_id, publish_claimed_at=now).update(
-            publish_state=Delivery.PublishState.PUBLISHED, published_at=timezone.now()):
-        metrics.observe_lag(metrics.PUBLICATION_LAG, delivery.received_at)
-    return "published"
+    for delivery in deliveries:
+        if str(delivery.event_id) in outcome.failed:
+            report.failed[delivery.pk] = outcome.failed[str(delivery.event_id)]
+    if report.failed:
+        mine.filter(pk__in=list(report.failed)).update(publish_state=pending)
+    done = [delivery for delivery in deliveries if delivery.pk not in report.failed]
+    marked = set(bulk.update_returning_ids(
+        Delivery, {"publish_state": Delivery.PublishState.PUBLISHED, "published_at": timezone.now()},
+        [delivery.pk for delivery in done], "publish_claimed_at = %s", [bulk.db_time(now)]))
+    for delivery in done:
+        report.published.append(delivery.pk)
+        if delivery.pk in marked:  # not when a sweep took a claim this run held too long
+            metrics.observe_lag(metrics.PUBLICATION_LAG, delivery.received_at)
+    return report
+
+
+def delivery_publish(*, delivery_id: int) -> str:
+    """Publish one delivery (``deliveries_publish`` with one id): "published" or "not_claimed";
+    a subscriber's failure is raised after the delivery went back to pending."""
+    report = deliveries_publish(delivery_ids=[delivery_id])
+    if report.failed:
+        raise report.failed[delivery_id]
+    return "published" if report.published else "not_claimed"
 
 
 def publication_sweep(*, batch_size: int = 500) -> dict[str, int]:
     """The outbox: enqueue deliveries left pending (broker down at receipt) or stuck in
     publication, and workflow runs left pending or stuck running."""
     from webhooks.dispatcher import MAX_BATCH, send_batch
-    from webhooks.tasks import workflow_run_enqueue
+    from webhooks.tasks import workflow_runs_enqueue
 
     cfg = get_config().integrations.webhooks
     now = timezone.now()
@@ -148,7 +196,7 @@ def publication_sweep(*, batch_size: int = 500) -> dict[str, int]:
         & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         | Q(status=WorkflowRun.Status.RUNNING, started_at__lt=stuck_before),
     ).order_by("created_at").values_list("pk", flat=True)[:batch_size])
-    runs_enqueued = sum(workflow_run_enqueue(pk) for pk in runs)
+    runs_enqueued = workflow_runs_enqueue(runs)
     if deliveries or runs:
         logger.info("outbox sweep: %d/%d deliveries and %d/%d runs enqueued", enqueued, len(deliveries),
                     runs_enqueued, len(runs))
@@ -161,37 +209,55 @@ def publication_sweep(*, batch_size: int = 500) -> dict[str, int]:
 class ExternalTriggerStrategy:
     """Subscribes to #webhooks; records a WorkflowRun for every enabled rule that matches.
 
-    Runs in the bus's per-subscriber transaction: the runs and the "handled" row commit
-    together, and the run tasks are enqueued only after that commit.
+    Runs in the bus's per-subscriber transaction: the runs and the "handled" rows commit
+    together, and the runs are enqueued (one message per batch) only after that commit.
     """
 
     name = STRATEGY_SUBSCRIBER
 
-    def matching_rules(self, event: Mapping[str, Any]) -> list[TriggerRule]:
-        rules = TriggerRule.objects.filter(enabled=True).filter(
-            Q(connection__isnull=True) | Q(connection__name__iexact=event["connection_name"]))
+    def enabled_rules(self) -> list[TriggerRule]:
+        # One query per batch; the connection's name rides along for the scope test.
+        return list(TriggerRule.objects.filter(enabled=True).annotate(scope=F("connection__name")))
+
+    def matching_rules(self, event: Mapping[str, Any], rules: list[TriggerRule] | None = None) -> list[TriggerRule]:
+        name = str(event["connection_name"]).lower()
+        # Connection names are ASCII ([A-Za-z0-9._-]): lower() is the query's iexact.
+        candidates = [rule for rule in (self.enabled_rules() if rules is None else rules)
+                      if rule.connection_id is None or str(rule.scope).lower() == name]  # type: ignore[attr-defined]
+        if not candidates:
+            return []
         # Conditions compare what the sender meant ("x\u0000y" is x, NUL, y), not the stored escape.
         payload = event_payload_as_sent(event)
-        return [rule for rule in rules
+        return [rule for rule in candidates
                 if event_type_matches(rule.event_type, event["event_type"], payload)
                 and conditions_hold(rule.conditions, payload)]
 
     def handle(self, channel: str, event: Mapping[str, Any]) -> None:
-        from webhooks.tasks import workflow_run_enqueue
+        self.handle_many(channel, [event])
 
-        for rule in self.matching_rules(event):
-            run, created = WorkflowRun.objects.get_or_create(
-                rule_name=rule.name, event_id=event["event_id"],
-                defaults={"rule": rule, "workflow": rule.workflow, "parameters": rule.parameters,
-                          "delivery_id": event.get("delivery_id"), "connection_name": event["connection_name"],
-                          "event_type": event["event_type"]})
-            if created:
-                transaction.on_commit(lambda pk=run.pk: workflow_run_enqueue(pk))
+    def handle_many(self, channel: str, events: Sequence[Mapping[str, Any]]) -> None:
+        from webhooks.tasks import workflow_runs_enqueue
+
+        rules = self.enabled_rules()
+        wanted: dict[tuple[str, str], WorkflowRun] = {}
+        for event in events:
+            for rule in self.matching_rules(event, rules):
+                wanted[(rule.name, str(event["event_id"]))] = WorkflowRun(
+                    rule=rule, rule_name=rule.name, event_id=event["event_id"], workflow=rule.workflow,
+                    parameters=rule.parameters, delivery_id=event.get("delivery_id"),
+                    connection_name=event["connection_name"], event_type=event["event_type"])
+        if not wanted:
+            return
+        # A run is unique per (rule name, event): one recorded before (by a rule since renamed
+        # back, or an earlier version) is kept and not run again, as get_or_create did.
+        run_ids = [pk for (pk,) in bulk.insert_returning(WorkflowRun, list(wanted.values()), ["id"])]
+        if run_ids:
+            transaction.on_commit(lambda: workflow_runs_enqueue(run_ids))
 
 
 def strategy_register() -> None:
     strategy = ExternalTriggerStrategy()
-    bus.subscribe(WEBHOOKS_CHANNEL, strategy.name, strategy.handle)
+    bus.subscribe(WEBHOOKS_CHANNEL, strategy.name, strategy.handle, batch_handler=strategy.handle_many)
 
 
 @dataclass(frozen=True)
@@ -200,33 +266,82 @@ class RunOutcome:
     retry_in: float | None = None
 
 
-def workflow_run_execute(*, run_id: int) -> RunOutcome:
-    """Claim a pending run (or one stuck running), run its workflow, record the result.
+# A batch's finished runs are recorded at least this often: a worker killed mid-batch leaves at
+# most this much executed-but-unrecorded work for the sweep to run again.
+RUN_RECORD_INTERVAL_SECONDS = 0.1
 
-    Transient failures (TransientError, our own rate limit) leave it pending for a retry
-    until ``workflow_max_attempts``; anything else fails it at once.
+
+@dataclass
+class _Ended:
+    run: WorkflowRun
+    status: str
+    fields: dict[str, Any]
+
+
+def workflow_runs_execute(*, run_ids: Sequence[int]) -> dict[int, RunOutcome]:
+    """Claim a batch of runs (pending, or stuck running) in one UPDATE, run their workflows one
+    after the other, record the results; returns each id's outcome ("not_claimed" for the runs
+    someone else holds or that are done).
+
+    Transient failures (TransientError, our own rate limit) leave a run pending with
+    ``retry_in`` until ``workflow_max_attempts``; anything else fails it at once. A run's end
+    and its alert commit together (issue 16); the ends of a batch share a transaction, recorded
+    every ``RUN_RECORD_INTERVAL_SECONDS``. Runs not started within half of
+    ``publish_stuck_seconds`` of the claim are handed back (pending, ``retry_in`` 0) before the
+    sweep would think them stuck and start them a second time.
     """
     cfg = get_config().integrations.webhooks
     now = timezone.now()
-    claimable = Q(status=WorkflowRun.Status.PENDING) | Q(
-        status=WorkflowRun.Status.RUNNING, started_at__lt=now - timedelta(seconds=cfg.publish_stuck_seconds))
-    if not WorkflowRun.objects.filter(claimable, pk=run_id).update(
-            status=WorkflowRun.Status.RUNNING, started_at=now, attempts=F("attempts") + 1, next_attempt_at=None):
-        return RunOutcome("not_claimed")
-    run = WorkflowRun.objects.select_related("delivery").get(pk=run_id)
-    if run.attempts == 1 and run.delivery is not None:
-        metrics.observe_lag(metrics.RUN_LAG, run.delivery.received_at)
+    ids = list(dict.fromkeys(run_ids))
+    running, pending = WorkflowRun.Status.RUNNING, WorkflowRun.Status.PENDING
+    stuck_before = now - timedelta(seconds=cfg.publish_stuck_seconds)
+    claimed = bulk.update_returning_ids(
+        WorkflowRun, {"status": running, "started_at": now, "attempts": bulk.Raw("attempts + 1"),
+                      "next_attempt_at": None}, ids,
+        "status = %s OR (status = %s AND started_at < %s)", [pending, running, bulk.db_time(stuck_before)])
+    outcomes = {pk: RunOutcome("not_claimed") for pk in ids}
+    if not claimed:
+        return outcomes
+    runs = list(WorkflowRun.objects.select_related("delivery").filter(pk__in=claimed).order_by("pk"))
+    for run in runs:
+        if run.attempts == 1 and run.delivery is not None:
+            metrics.observe_lag(metrics.RUN_LAG, run.delivery.received_at)
+    budget_end = time.monotonic() + cfg.publish_stuck_seconds / 2
+    ended: list[_Ended] = []
+    recorded_at = time.monotonic()
+    try:
+        for index, run in enumerate(runs):
+            if time.monotonic() > budget_end:
+                rest = [later.pk for later in runs[index:]]
+                WorkflowRun.objects.filter(pk__in=rest, started_at=now, status=running).update(
+                    status=pending, started_at=None, attempts=F("attempts") - 1)
+                outcomes.update((pk, RunOutcome(pending, retry_in=0)) for pk in rest)
+                break
+            outcome, end = _run_workflow(run, now=now, max_attempts=cfg.workflow_max_attempts)
+            outcomes[run.pk] = outcome
+            if end is not None:
+                ended.append(end)
+            if ended and time.monotonic() - recorded_at >= RUN_RECORD_INTERVAL_SECONDS:
+                _runs_record(ended, started_at=now)
+                ended, recorded_at = [], time.monotonic()
+    finally:
+        # Also when something failed midway: what ran is recorded, not run again by the sweep.
+        _runs_record(ended, started_at=now)
+    return outcomes
 
-    def finish(status: str, **fields: Any) -> RunOutcome:
-        with transaction.atomic():  # the run's end and its alert commit together (issue 16)
-            if WorkflowRun.objects.filter(pk=run_id, started_at=now).update(
-                    status=status, finished_at=timezone.now(), **fields):
-                _announce_run(run, status, fields.get("error", ""))
-                metrics.WORKFLOW_RUNS.labels(status).inc()
-        return RunOutcome(status)
+
+def workflow_run_execute(*, run_id: int) -> RunOutcome:
+    """One run: ``workflow_runs_execute`` with one id."""
+    return workflow_runs_execute(run_ids=[run_id])[run_id]
+
+
+def _run_workflow(run: WorkflowRun, *, now: datetime, max_attempts: int) -> tuple[RunOutcome, _Ended | None]:
+    """Run one claimed run's workflow: its outcome, and its end to record (None: a retry, recorded here)."""
+    def end(status: str, **fields: Any) -> tuple[RunOutcome, _Ended]:
+        return RunOutcome(status), _Ended(run, status, fields)
 
     if run.delivery is None:
-        return finish(WorkflowRun.Status.FAILED, error="the delivery was deleted before the run")
+        return end(WorkflowRun.Status.FAILED, error="the delivery was deleted before the run")
     try:
         workflow = get_workflow(run.workflow)
         result = workflow.run(delivery_event(run.delivery, as_sent=True), run.parameters)
@@ -234,18 +349,74 @@ def workflow_run_execute(*, run_id: int) -> RunOutcome:
         # TransientError includes the limiter's own outage (`RateLimiterUnavailable`): a
         # workflow that meets it waits and retries, it does not fail (issue 13).
         error = f"{type(exc).__name__}: {exc}"[:500]
-        if run.attempts >= cfg.workflow_max_attempts:
-            return finish(WorkflowRun.Status.FAILED, error=error)
+        if run.attempts >= max_attempts:
+            return end(WorkflowRun.Status.FAILED, error=error)
         wait = getattr(exc, "retry_after", None) or min(MAX_RETRY_COUNTDOWN_SECONDS, 5 * 2 ** (run.attempts - 1))
         wait = min(float(wait), MAX_RETRY_COUNTDOWN_SECONDS)
-        WorkflowRun.objects.filter(pk=run_id, started_at=now).update(
+        WorkflowRun.objects.filter(pk=run.pk, started_at=now).update(
             status=WorkflowRun.Status.PENDING, error=error, next_attempt_at=now + timedelta(seconds=wait))
         metrics.WORKFLOW_RUNS.labels("retry").inc()
-        return RunOutcome(WorkflowRun.Status.PENDING, retry_in=wait)
+        return RunOutcome(WorkflowRun.Status.PENDING, retry_in=wait), None
     except Exception as exc:  # a workflow's own failure is recorded on the run, not raised
-        logger.exception("workflow run %s (%s) failed", run_id, run.workflow)
-        return finish(WorkflowRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
-    return finish(WorkflowRun.Status.SUCCEEDED, error="", result=result if isinstance(result, dict) else {})
+        logger.exception("workflow run %s (%s) failed", run.pk, run.workflow)
+        return end(WorkflowRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
+    return end(WorkflowRun.Status.SUCCEEDED, error="", result=result if isinstance(result, dict) else {})
+
+
+def _runs_record(ended: list[_Ended], *, started_at: datetime) -> None:
+    """Record the ends of runs claimed at ``started_at``, with their alerts, in one transaction;
+    if that fails, each in its own (one run's bad alert must not leave the others running)."""
+    if not ended:
+        return
+    try:
+        _runs_record_together(ended, started_at=started_at)
+    except Exception:
+        if len(ended) == 1:
+            raise
+        logger.exception("recording %d workflow run ends together failed; recording them one by one", len(ended))
+        for end in ended:
+            try:
+                _runs_record_together([end], started_at=started_at)
+            except Exception:
+                # Left running: the sweep takes it back after publish_stuck_seconds, as a killed worker's.
+                logger.exception("could not record the end of workflow run %s", end.run.pk)
+
+
+def _runs_record_together(ended: list[_Ended], *, started_at: datetime) -> None:
+    finished_at = timezone.now()
+    groups: dict[tuple[str, str], list[_Ended]] = {}
+    for end in ended:
+        groups.setdefault((end.status, end.fields.get("error", "")), []).append(end)
+    with transaction.atomic():
+        mine: set[int] = set()
+        for (status, error), group in groups.items():
+            values: dict[str, Any] = {"status": status, "finished_at": finished_at, "error": error}
+            results = {end.run.pk: end.fields["result"] for end in group if "result" in end.fields}
+            if results:
+                values["result"] = bulk.case_by_id(WorkflowRun, "result", results)
+            # Only runs still ours: one whose claim a sweep took over (held past
+            # publish_stuck_seconds) belongs to its new claimant.
+            mine.update(bulk.update_returning_ids(WorkflowRun, values, [end.run.pk for end in group],
+                                                  "started_at = %s", [bulk.db_time(started_at)]))
+        kept = [end for end in ended if end.run.pk in mine]
+        for end in kept:
+            end.run.status, end.run.finished_at, end.run.error = end.status, finished_at, end.fields.get("error", "")
+            if "result" in end.fields:
+                end.run.result = end.fields["result"]
+        # A success only ends a live problem, so a second success of the same rule (and
+        # connection) with no failure between ends nothing: announced once per batch.
+        resolved: set[tuple[str, int | None]] = set()
+        for end in kept:
+            key = (end.run.rule_name, end.run.delivery.connection_id if end.run.delivery else None)
+            if end.status == WorkflowRun.Status.SUCCEEDED:
+                if key in resolved:
+                    continue
+                resolved.add(key)
+            else:
+                resolved = {done for done in resolved if done[0] != end.run.rule_name}
+            _announce_run(end.run, end.status, end.fields.get("error", ""))
+    for end in kept:
+        metrics.WORKFLOW_RUNS.labels(end.status).inc()
 
 
 def _announce_run(run: WorkflowRun, status: str, error: str) -> None:

@@ -113,7 +113,8 @@ def test_gunicorn_and_worker_write_json_lines_without_the_canary(tmp_path: Path,
     # The refusal is logged with the request id the sender gave.
     assert any(line["request_id"] == "json-test-bad" and line["level"] == "WARNING" for line in web_lines)
     assert any(line["logger"] == "gunicorn.access" and line["request_id"] == "json-test-0" for line in web_lines)
-    ran = [line for line in worker_lines if line["task_name"] == "webhooks.workflow_run"]
-    assert ran and all(line["task_id"] for line in ran)
+    # The runs are started by the publication task that created them (issue 15 §6).
+    ran = [line for line in worker_lines if line["logger"] == "webhooks.workflows.log_event"]
+    assert ran and all(line["task_id"] and line["task_name"] == "webhooks.delivery_publish_batch" for line in ran)
     for path in tmp_path.glob("*.log"):
         assert CANARY not in path.read_text(errors="replace"), path.name

@@ -1,5 +1,6 @@
 """webhooks.dispatcher: accepted deliveries reach Celery in batches from a per-process thread,
-never from the request; webhooks.tasks.delivery_publish_batch publishes each delivery once."""
+never from the request; webhooks.tasks.delivery_publish_batch publishes each delivery once
+(the batch path itself: tests/webhooks/test_publication_batch.py)."""
 from __future__ import annotations
 
 import logging
@@ -243,6 +244,8 @@ def test_batch_task_publishes_each_delivery_once() -> None:
 
 @pytest.mark.django_db
 def test_batch_task_keeps_going_past_a_failing_or_missing_delivery() -> None:
+    from synthorg import bus
+
     make_github()
     ids = []
     for n in range(2):
@@ -250,15 +253,17 @@ def test_batch_task_keeps_going_past_a_failing_or_missing_delivery() -> None:
         ids.append(post(Client(), "gh", "push", body, github_headers(body, delivery=f"d-{n}")).json()["delivery_id"])
     failing, good = ids
     missing = good + 1000
-    real = webhook_services.delivery_publish
+    bad_event = str(Delivery.objects.get(pk=failing).event_id)
 
-    def publish(*, delivery_id: int) -> str:
-        if delivery_id == failing:
-            raise RuntimeError("bus store down")
-        return real(delivery_id=delivery_id)
+    def refuse(channel: str, event: dict[str, object]) -> None:
+        if event["event_id"] == bad_event:
+            raise RuntimeError("subscriber down")
 
-    with mock.patch.object(webhook_services, "delivery_publish", side_effect=publish):
+    bus.subscribe("#webhooks", "test-refuser", refuse)
+    try:
         assert delivery_publish_batch_task.run([failing, missing, good]) == {"failed": 1, "not_claimed": 1,
                                                                               "published": 1}
+    finally:
+        bus._subscribers["webhooks"].pop("test-refuser")
     assert Delivery.objects.get(pk=good).publish_state == Delivery.PublishState.PUBLISHED
     assert Delivery.objects.get(pk=failing).publish_state == Delivery.PublishState.PENDING  # left to the sweep
