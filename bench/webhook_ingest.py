@@ -2,17 +2,21 @@
 and the common floor (../shared/perf-floor/floor.py), in the same run.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/DB REDIS_URL=redis://127.0.0.1:6379/0 \\
-        .venv/bin/python bench/webhook_ingest.py [--requests 4000] [--concurrency 16] [--rounds 5] \\
-        [--worker-class sync|gthread] [--threads 8]
+        .venv/bin/python bench/webhook_ingest.py [--client wrk|python] [--seconds 4] \\
+        [--requests 4000] [--concurrency 16] [--rounds 5] [--worker-class sync|gthread] [--threads 8]
 
-Both servers are gunicorn with the same settings (2 workers, the same worker class and
-threads) on the same PostgreSQL and Redis. The baseline (``baseline_app`` below, no
-middleware) reads the body, checks the GitHub HMAC with ``hmac.compare_digest``, inserts one
-row and sends one Celery message (same broker options as the project): the least a durable,
-verified receiver must do. The project runs with everything on: the per-address flood guard
-and the per-connection limit are *raised* (1,000,000/min), not turned off, so each request
-pays for both limits (one Redis round trip, `webhooks.gate`); replay protection, the activity
-log and the outbox are as in production.
+The load comes from wrk (Debian's ``wrk``; ``bench/wrk_load.py``) when it is installed, as
+issue 15 §7 measures: 2 threads, ``--concurrency`` connections, ``--seconds`` per server and
+round, every request a distinct signed body; else (or with ``--client python``) from Python
+threads sending ``--requests`` per server and round. The project and the baseline are gunicorn
+with the same settings (2 workers, the same worker class and threads) on the same PostgreSQL
+and Redis; the floor runs as its docstring says (``gunicorn -w 2``, sync workers). The baseline
+(``baseline_app`` below, no middleware) reads the body, checks the GitHub HMAC with
+``hmac.compare_digest``, inserts one row and sends one Celery message (same broker options as
+the project): the least a durable, verified receiver must do. The project runs with everything
+on: the per-address flood guard and the per-connection limit are *raised* (1,000,000/min), not
+turned off, so each request pays for both limits (one Redis round trip, `webhooks.gate`);
+replay protection, the activity log and the outbox are as in production.
 
 Method: every request carries a distinct, correctly signed body (built before the clock
 starts, so signing costs the load generator nothing while measuring); each server is warmed
@@ -24,7 +28,7 @@ Goal (issue 5): ratio >= 1.0 and p99 < 50 ms.
 
 The floor (issue 15 §7) is the naive receiver every receiver here is measured against: one
 Django view, no middleware, HMAC check, one INSERT, one Celery message to Redis. It runs from
-its own folder with gunicorn (the same workers), ``FLOOR_DB=pg`` on this run's database (its
+its own folder with gunicorn (2 sync workers), ``FLOOR_DB=pg`` on this run's database (its
 table ``delivery``) and ``FLOOR_BROKER`` on Redis database 14 (nothing consumes it; the key is
 removed afterwards); its bodies are signed with its own secret. Every round runs the three
 servers in a rotating order and prints project/floor next to project/baseline.
@@ -49,6 +53,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import wrk_load  # noqa: E402  (the path above first)
+
 FLOOR_DIR = ROOT.parent / "shared" / "perf-floor"
 FLOOR_SECRET = b"It's a Secret to Everybody"
 SECRET = b"bench-signing-secret"
@@ -213,6 +221,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", choices=("sync", "gthread"), default="sync")
     parser.add_argument("--threads", type=int, default=8, help="per worker, with --worker-class gthread")
+    parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if wrk_load.available() else "python",
+                        help="load generator: wrk (the issue's; Debian package wrk) or Python threads")
+    parser.add_argument("--seconds", type=int, default=4, help="per server and round, with --client wrk")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
         raise SystemExit("set DATABASE_URL (PostgreSQL) and REDIS_URL")
@@ -257,12 +268,16 @@ def main() -> int:
         baseline, baseline_port = gunicorn("bench.webhook_ingest:baseline_app", {**env, "BENCH_ROLE": "baseline"},
                                            args, "/hook")
         servers.append(baseline)
-        floor, floor_port = gunicorn("floor:application", floor_env, args, "/bare", cwd=FLOOR_DIR)
+        # The floor always runs as its docstring says: `gunicorn -w 2` (sync workers).
+        floor_args = argparse.Namespace(**{**vars(args), "workers": 2, "worker_class": "sync"})
+        floor, floor_port = gunicorn("floor:application", floor_env, floor_args, "/bare", cwd=FLOOR_DIR)
         servers.append(floor)
         threads = f", {args.threads} threads each" if args.worker_class == "gthread" else ""
-        print(f"{args.requests} distinct signed GitHub deliveries per server and round, {args.concurrency} "
-              f"connections, gunicorn {args.workers} {args.worker_class} workers{threads} for all three; "
-              f"{args.rounds} rounds, order rotating; load average {os.getloadavg()[0]:.2f}")
+        amount = (f"wrk for {args.seconds:g} s" if args.client == "wrk"
+                  else f"{args.requests} requests from Python threads")
+        print(f"distinct signed GitHub deliveries, {amount} per server and round, {args.concurrency} "
+              f"connections; gunicorn {args.workers} {args.worker_class} workers{threads} (floor: 2 sync, as its "
+              f"docstring runs it); {args.rounds} rounds, order rotating; load average {os.getloadavg()[0]:.2f}")
         targets = {"floor": (floor_port, "/ingest", FLOOR_SECRET), "baseline": (baseline_port, "/hook", SECRET),
                    "project": (project_port, project_path, SECRET)}
         for name, (port, path, secret) in targets.items():
@@ -273,8 +288,14 @@ def main() -> int:
             figures: dict[str, dict[str, Any]] = {}
             for name in order:
                 port, path, secret = targets[name]
-                batch = signed_requests(args.requests, f"{name}-{number}", secret)
-                figures[name] = summarise(*load(port, path, batch, args.concurrency))
+                if args.client == "wrk":
+                    # More distinct bodies than wrk can send in the time: none is ever sent twice.
+                    batch = signed_requests(int(args.seconds * WRK_MAX_RATE), f"{name}-{number}", secret)
+                    figures[name] = wrk_load.run(port, path, batch, connections=args.concurrency,
+                                                 seconds=args.seconds)
+                else:
+                    batch = signed_requests(args.requests, f"{name}-{number}", secret)
+                    figures[name] = summarise(*load(port, path, batch, args.concurrency))
                 if name == "project":
                     accepted += figures[name]["statuses"].get(202, 0)
             print(f"round {number + 1} (load {os.getloadavg()[0]:.2f}, order {'/'.join(order)}): "
@@ -300,10 +321,15 @@ def main() -> int:
         rate = statistics.median(r[name]["rate"] for r in rounds)
         print(f"  {name:9s} median {rate:7.1f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
     print(f"project: {accepted} answered 202, {stored} deliveries stored; {removed} bench Redis keys removed")
-    return 0 if stored == accepted else 1
+    # wrk stops at the end of its time with requests still in flight: those are stored (the
+    # server finished them) but their answers were not counted, at most one per connection and round.
+    in_flight = args.concurrency * args.rounds if args.client == "wrk" else 0
+    return 0 if accepted <= stored <= accepted + in_flight else 1
 
 
 FLOOR_REDIS_DB = 14
+# Distinct requests built per second of a wrk run: above any rate this machine reaches.
+WRK_MAX_RATE = 5000
 
 
 def floor_environment(env: dict[str, str]) -> dict[str, str]:
