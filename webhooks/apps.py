@@ -35,6 +35,9 @@ class WebhooksConfig(AppConfig):
         managed.register_column(managed.SealedColumn(managed.WEBHOOK_ENDPOINTS, WebhookEndpoint,
                                                      "previous_secret_ciphertext", "previous_secret_key_id"))
         strategy_register()
+        from webhooks import signals
+
+        signals.connect()
         periodic.register("webhooks-publication-sweep", "webhooks.publication_sweep",
                           lambda cfg: cfg.integrations.webhooks.publish_sweep_interval_seconds)
         periodic.register("webhooks-retention", "webhooks.deliveries_prune", lambda cfg: 3600)

@@ -15,12 +15,13 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
 from integrations import selectors
 from integrations import services as connection_services
+from integrations.models import Connection
 from integrations.ratelimit import RateLimitExceeded
 from integrations.secrets import managed
 from integrations.types import get_type
@@ -460,6 +461,7 @@ def deliveries_prune(*, batch_size: int = 500, now: datetime | None = None) -> d
                 return total
             total += Delivery.objects.filter(pk__in=ids).delete()[1].get("webhooks.Delivery", 0)
 
+    orphans = deliveries_orphaned_delete(batch_size=batch_size)
     deleted += prune(Delivery.objects.exclude(connection_id__in=list(overrides)), cfg.receipt_retention_days)
     for connection_id, days in overrides.items():
         deleted += prune(Delivery.objects.filter(connection_id=connection_id), days)
@@ -470,7 +472,27 @@ def deliveries_prune(*, batch_size: int = 500, now: datetime | None = None) -> d
         samples = ReceiptSample.objects.filter(received_at__lt=cutoff).delete()[0]
         horizon = now - max(timedelta(days=cfg.receipt_retention_days), MIN_UNSIGNED_REPLAY_HORIZON)
         messages = BusMessage.objects.filter(published_at__lt=horizon).delete()[0]
-    return {"deliveries": deleted, "counters": counters, "samples": samples, "bus_messages": messages}
+    return {"deliveries": deleted, "orphans": orphans, "counters": counters, "samples": samples,
+            "bus_messages": messages}
+
+
+def deliveries_orphaned_delete(*, connection_id: int | None = None, batch_size: int = 500) -> int:
+    """Delete deliveries whose connection no longer exists (all of them, or ``connection_id``'s).
+
+    The delivery table has no foreign-key constraint (`webhooks.models.Delivery.connection`):
+    deleting a connection deletes its deliveries through Django's cascade, and a delivery that
+    a request still in flight stored meanwhile is removed here, after that commit and by the
+    hourly prune.
+    """
+    orphaned = Delivery.objects.filter(~Exists(Connection.objects.filter(pk=OuterRef("connection_id"))))
+    if connection_id is not None:
+        orphaned = orphaned.filter(connection_id=connection_id)
+    total = 0
+    while ids := list(orphaned.values_list("pk", flat=True)[:batch_size]):
+        total += Delivery.objects.filter(pk__in=ids).delete()[1].get("webhooks.Delivery", 0)
+    if total:
+        logger.info("deleted %d deliveries of deleted connections", total)
+    return total
 
 
 # --- signing-secret rotation ------------------------------------------------------------------
