@@ -43,7 +43,7 @@ from webhooks.payloads import payload_parse
 from webhooks.rejections import rejection_record
 from webhooks.tasks import delivery_publish_batch_task
 from webhooks.verifiers import VerificationResult, get_verifier
-from webhooks.verifiers.base import body_replay_key
+from webhooks.verifiers.base import FoldedHeaders, body_replay_key
 
 logger = logging.getLogger(__name__)
 
@@ -318,6 +318,8 @@ def _kept_headers(headers: Mapping[str, str], options: Mapping[str, Any]) -> dic
     for key in ("event_header", "timestamp_header"):
         if options.get(key):
             names.add(str(options[key]).lower())
+    if isinstance(headers, FoldedHeaders):  # names already lower-cased: look the few kept ones up
+        return {name: storable_text(headers[name][:500]) for name in names if name in headers}
     return {name.lower(): storable_text(value[:500]) for name, value in headers.items() if name.lower() in names}
 
 

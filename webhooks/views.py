@@ -19,6 +19,7 @@ from synthorg.config import get_config
 from synthorg.metrics import observed_receiver
 from webhooks import receiver
 from webhooks.rejections import rejection_record
+from webhooks.verifiers.base import headers_from_environ
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def webhook_receive(request: HttpRequest, connection_name: str, event_type: str)
     pending = receiver.admit_begin(remote_ip=remote_ip, connection_name=connection_name)
     receipt: receiver.Receipt | None = None
     admission = None
+    headers = headers_from_environ(request.META)  # folded once for every step below
     try:
         limit = get_config().integrations.webhooks.max_payload_bytes
         length = declared_length(request)
@@ -104,8 +106,7 @@ def webhook_receive(request: HttpRequest, connection_name: str, event_type: str)
         prepared = None
         if length is not None and length <= min(limit, EARLY_BODY_BYTES):
             body = read_body(request, limit)  # within the limit: never BodyTooLarge
-            prepared = receiver.delivery_prepare(connection_name=connection_name, body=body,
-                                                 headers=request.headers)
+            prepared = receiver.delivery_prepare(connection_name=connection_name, body=body, headers=headers)
         flooded, admission = receiver.admit_finish(pending, remote_ip=remote_ip)
         if flooded is not None:
             return _respond(flooded)
@@ -120,7 +121,7 @@ def webhook_receive(request: HttpRequest, connection_name: str, event_type: str)
                 response["Connection"] = "close"
                 return response
         receipt = receiver.delivery_receive(
-            connection_name=connection_name, path_event_type=event_type, body=body, headers=request.headers,
+            connection_name=connection_name, path_event_type=event_type, body=body, headers=headers,
             content_type=request.META.get("CONTENT_TYPE", ""), remote_ip=remote_ip, admission=admission,
             prepared=prepared)
         return _respond(receipt)

@@ -117,8 +117,29 @@ class MalformedHeaders(Exception):
     """A header mapping that names one header twice with different values."""
 
 
+class FoldedHeaders(dict[str, str]):
+    """Header names already lower-cased, each once: what `fold_headers` returns."""
+
+
+def headers_from_environ(environ: Mapping[str, Any]) -> FoldedHeaders:
+    """A request's headers from its WSGI environ, folded once for every step of the receiver.
+
+    The environ names each header once (the server joins repeated ones), so there is no
+    conflict to find; names are spelt as Django's ``request.headers`` spells them, lower-cased.
+    """
+    folded = FoldedHeaders()
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            folded[key[5:].replace("_", "-").lower()] = value
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            folded[key.replace("_", "-").lower()] = value
+    return folded
+
+
 def fold_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Header names lower-cased; raises ``MalformedHeaders`` on a conflicting duplicate."""
+    if isinstance(headers, FoldedHeaders):
+        return headers
     folded: dict[str, str] = {}
     for name, value in headers.items():
         key = name.lower()
