@@ -259,3 +259,22 @@ def test_a_signed_delivery_through_the_view_uses_the_group_commit() -> None:
 
 def test_interrupted_store_is_a_runtime_error() -> None:
     assert issubclass(InterruptedStore, RuntimeError)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_insert_is_prepared_once_per_connection_and_nothing_else_is() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    gh = make_github()
+    for n in range(3):
+        assert receiver._delivery_insert.run(values_for(gh.pk, gh.name, 100 + n)) is not None
+    raw = connections[DEFAULT_DB_ALIAS].connection
+    with raw.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert len(prepared) == 1 and prepared[0].startswith('INSERT INTO "webhooks_delivery"')
+    # Django's own queries stay unprepared (its cursors bind on the client).
+    Delivery.objects.filter(connection_id=gh.pk).count()
+    with raw.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone()[0] == 1
