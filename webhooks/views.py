@@ -126,8 +126,12 @@ def webhook_receive(request: HttpRequest, connection_name: str, event_type: str)
             prepared=prepared)
         return _respond(receipt)
     finally:
+        if admission is None:
+            # Failed before the gate's answer was read (the client went away mid-body): read it
+            # now, so a reservation the request took still goes back below.
+            admission = pending.result()
         pending.close()
         # A reservation of the connection's budget that no accepted delivery used goes back.
-        if admission is not None and admission.flood_retry_after is None:
+        if admission.flood_retry_after is None:
             receiver.release(admission, connection_name=connection_name,
                              receipt_status=receipt.status if receipt is not None else None)

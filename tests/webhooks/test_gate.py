@@ -460,3 +460,19 @@ def test_a_body_larger_than_the_early_read_waits_for_the_gate_and_is_stored(sett
     assert response.status_code == 202, response.content
     assert prepare.call_count == 0
     assert bytes(Delivery.objects.get().body) == body
+
+
+@pytest.mark.django_db
+def test_a_request_that_dies_before_the_gate_answer_is_read_hands_its_reservation_back(settings: Any) -> None:
+    from django.http import UnreadablePostError
+
+    settings.SYNTHORG_CONFIG_OVERRIDES = {"webhooks": {"rate_limit_rpm": 2}}
+    make_github()
+    client = Client(raise_request_exception=False)
+    assert good(client, 41).status_code == 202  # one of two spent
+    with mock.patch("webhooks.views.read_body", side_effect=UnreadablePostError("client went away")):
+        assert good(client, 42).status_code == 500
+    assert get_redis().connection_pool._in_use_connections == set()
+    # The dead request's reservation went back: one more is admitted, then the limit holds.
+    assert good(client, 43).status_code == 202
+    assert good(client, 44).status_code == 429
