@@ -196,9 +196,13 @@ def test_concurrent_receipts_share_statements_and_are_all_stored_before_their_an
     def store(index: int) -> int | None:
         delivery_id = receiver.delivery_store(values_for(gh.pk, gh.name, index))
         # Answered only once committed: another connection already sees the row.
-        with connections.create_connection(DEFAULT_DB_ALIAS).cursor() as other:
-            other.execute("SELECT count(*) FROM webhooks_delivery WHERE id = %s", [delivery_id])
-            assert other.fetchone()[0] == 1
+        other = connections.create_connection(DEFAULT_DB_ALIAS)
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM webhooks_delivery WHERE id = %s", [delivery_id])
+                assert cursor.fetchone()[0] == 1
+        finally:
+            other.close()  # its own session: left open, the test database could not be dropped
         return delivery_id
 
     with mock.patch.object(receiver, "_group_commit", group), \
