@@ -26,16 +26,24 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        request.request_id = request_id  # type: ignore[attr-defined]
-        token = request_id_var.set(request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            request_id_var.reset(token)
-        response[REQUEST_ID_HEADER] = request_id
-        return response
+        return respond_with_request_id(request, self.get_response)
+
+
+def respond_with_request_id(request: HttpRequest,
+                            get_response: Callable[[HttpRequest], HttpResponse]) -> HttpResponse:
+    """``get_response(request)`` under the request's id: the caller's ``X-Request-ID`` when it is
+    valid, else a new one; set for the logs (`request_id_var`) and echoed on the response. Also
+    the first step of the webhook receiver's guard (`webhooks.receiver_guard`)."""
+    incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+    request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request.request_id = request_id  # type: ignore[attr-defined]
+    token = request_id_var.set(request_id)
+    try:
+        response = get_response(request)
+    finally:
+        request_id_var.reset(token)
+    response[REQUEST_ID_HEADER] = request_id
+    return response
 
 
 class RequestIdLogFilter(logging.Filter):
@@ -88,11 +96,19 @@ class NulCharacterMiddleware:
         for name in [n for n, value in request.COOKIES.items() if "\x00" in n or "\x00" in value]:
             del request.COOKIES[name]
         if "\x00" in request.path:
-            return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+            return nul_in_path_response()
         if query_has_nul(request) and not _validates_own_query(request):
-            return JsonResponse({"detail": "The query string contains a NUL character.", "code": "invalid"},
-                                status=400)
+            return nul_in_query_response()
         return self.get_response(request)
+
+
+def nul_in_path_response() -> HttpResponse:
+    """A path with a NUL names nothing."""
+    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+
+
+def nul_in_query_response() -> HttpResponse:
+    return JsonResponse({"detail": "The query string contains a NUL character.", "code": "invalid"}, status=400)
 
 
 def query_has_nul(request: HttpRequest) -> bool:

@@ -17,13 +17,12 @@ they do, in the same order, with what is constant for the receiver done once:
 """
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
 from synthorg import csp
-from synthorg.middleware import _VALID_REQUEST_ID, REQUEST_ID_HEADER, query_has_nul, request_id_var
+from synthorg.middleware import nul_in_path_response, nul_in_query_response, query_has_nul, respond_with_request_id
 
 RECEIVER_POLICY = csp.policy_header()
 
@@ -33,23 +32,14 @@ class ReceiverGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        request.request_id = request_id  # type: ignore[attr-defined]
-        token = request_id_var.set(request_id)
-        try:
-            response = self._guarded(request)
-        finally:
-            request_id_var.reset(token)
-        response[REQUEST_ID_HEADER] = request_id
+        response = respond_with_request_id(request, self._guarded)
         if csp.HEADER not in response:
             response[csp.HEADER] = RECEIVER_POLICY
         return response
 
     def _guarded(self, request: HttpRequest) -> HttpResponse:
         if "\x00" in request.path:
-            return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+            return nul_in_path_response()
         if request.META.get("QUERY_STRING") and query_has_nul(request):
-            return JsonResponse({"detail": "The query string contains a NUL character.", "code": "invalid"},
-                                status=400)
+            return nul_in_query_response()
         return self.get_response(request)
