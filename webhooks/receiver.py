@@ -331,20 +331,11 @@ def _duplicate(connection: Connection, delivery_pk: int, *, path_event_type: str
     return Receipt(200, {"status": "duplicate", "delivery_id": delivery_pk})
 
 
-def admit(*, remote_ip: str | None, connection_name: str) -> tuple[Receipt | None, Admission]:
-    """Step 0, before the body is read: the per-address flood guard (a Receipt when refused),
-    and, in the same Redis round trip, the connection's rate-limit reservation and the
-    generation stamp of cached connections (`webhooks.gate`)."""
-    pending = admit_begin(remote_ip=remote_ip, connection_name=connection_name)
-    try:
-        return admit_finish(pending, remote_ip=remote_ip)
-    finally:
-        pending.close()
-
-
 def admit_begin(*, remote_ip: str | None, connection_name: str) -> PendingAdmission:
-    """`admit`'s round trip, sent: the view reads a small body and `delivery_prepare` checks it
-    while Redis answers; `admit_finish` reads the answer."""
+    """Step 0, before the body is read: the per-address flood guard and, in the same Redis round
+    trip, the connection's rate-limit reservation and the generation stamp of cached
+    connections (`webhooks.gate`). The script is sent here; the view reads a small body and
+    `delivery_prepare` checks it while Redis answers; `admit_finish` reads the answer."""
     cfg = get_config().integrations.webhooks
     return get_gate().begin(remote_ip=remote_ip, connection_name=connection_name,
                             flood_rpm=cfg.flood_rpm_per_ip, connection_rpm=cfg.rate_limit_rpm)
@@ -579,7 +570,7 @@ def delivery_receive(*, connection_name: str, path_event_type: str, body: bytes,
 
 
 class _DeliveryInsert:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` for one delivery, compiled once.
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id, ...`` for deliveries, compiled once.
 
     The ORM's ``save()`` (a model instance, its signals, compiling the INSERT for every row)
     costs more CPU than the baseline receiver's whole request, and it cannot say "a duplicate,
@@ -594,16 +585,19 @@ class _DeliveryInsert:
         self.fields = tuple(f for f in Delivery._meta.concrete_fields if not f.primary_key)
         self._fields_plain = tuple((f, f.get_internal_type() in _PG_PLAIN_TYPES) for f in self.fields)
 
-    def _sql(self, connection: Any) -> str:
-        def build() -> str:
+    def _sql(self, connection: Any, count: int = 1) -> str:
+        """The statement for ``count`` rows, compiled by the ORM once per thread, database and
+        count; ``RETURNING id, connection_id, replay_key`` names each stored row (`run_many`)."""
+        cache = self._local.__dict__.setdefault("compiled", {})
+        key = (connection.alias, connection.vendor, count)
+        if key not in cache:
             query = InsertQuery(Delivery, on_conflict=OnConflict.IGNORE)
-            query.insert_values(self.fields, [Delivery()], raw=False)
+            query.insert_values(self.fields, [Delivery() for _ in range(count)], raw=False)
             compiler = query.get_compiler(connection=connection)
-            compiler.returning_fields = [Delivery._meta.pk]
-            [(sql, _params)] = compiler.as_sql()
-            return sql
-
-        return per_thread_compiled(self._local, connection, build)
+            compiler.returning_fields = [Delivery._meta.pk, Delivery._meta.get_field("connection"),
+                                         Delivery._meta.get_field("replay_key")]
+            [(cache[key], _params)] = compiler.as_sql()
+        return cache[key]
 
     def run(self, values: Mapping[str, Any]) -> int | None:
         connection = connections[DEFAULT_DB_ALIAS]
@@ -642,7 +636,7 @@ class _DeliveryInsert:
         if len(rows) == 1:
             return [self.run(rows[0])]
         connection = connections[DEFAULT_DB_ALIAS]
-        sql = self._sql_many(connection, len(rows))
+        sql = self._sql(connection, len(rows))
         params = [value if prepare is None else prepare(value, connection)
                   for values in rows for value, prepare in self._pg_values(values)]
 
@@ -654,18 +648,6 @@ class _DeliveryInsert:
 
         stored = {(connection_id, replay_key): pk for pk, connection_id, replay_key in on_live_connection(insert)}
         return [stored.pop((values["connection_id"], values["replay_key"]), None) for values in rows]
-
-    def _sql_many(self, connection: Any, count: int) -> str:
-        cache = self._local.__dict__.setdefault("many", {})
-        key = (connection.alias, count)
-        if key not in cache:
-            query = InsertQuery(Delivery, on_conflict=OnConflict.IGNORE)
-            query.insert_values(self.fields, [Delivery() for _ in range(count)], raw=False)
-            compiler = query.get_compiler(connection=connection)
-            compiler.returning_fields = [Delivery._meta.pk, Delivery._meta.get_field("connection"),
-                                         Delivery._meta.get_field("replay_key")]
-            [(cache[key], _params)] = compiler.as_sql()
-        return cache[key]
 
     def _raw_cursor(self, raw_connection: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
         # One cursor per thread and server connection, reused: building one copies the
