@@ -19,7 +19,9 @@ def _connection_deleted(sender: type[Connection], instance: Connection, **kwargs
 
         deliveries_orphaned_delete(connection_id=connection_id)
 
-    transaction.on_commit(sweep)
+    # robust: the delete is committed; a sweep that fails (database gone) is logged, not raised
+    # into the caller's answer, and the hourly prune removes what it missed.
+    transaction.on_commit(sweep, robust=True)
 
 
 def connect() -> None:

@@ -76,3 +76,17 @@ def test_orphans_of_one_connection_only() -> None:
     first, second = store(kept.pk + 1000, 6), store(kept.pk + 2000, 7)
     assert services.deliveries_orphaned_delete(connection_id=kept.pk + 1000) == 1
     assert not Delivery.objects.filter(pk=first).exists() and Delivery.objects.filter(pk=second).exists()
+
+
+def test_a_sweep_that_fails_after_the_delete_committed_does_not_fail_the_delete(
+        django_capture_on_commit_callbacks: Any) -> None:
+    from unittest import mock
+
+    from django.db import OperationalError
+
+    gh = make_github()
+    with mock.patch.object(services, "deliveries_orphaned_delete", side_effect=OperationalError("gone")), \
+            django_capture_on_commit_callbacks(execute=True) as callbacks:
+        connection_services.connection_delete(name="gh", force=True)
+    assert callbacks
+    assert not type(gh).objects.filter(pk=gh.pk).exists()
